@@ -1,0 +1,47 @@
+import type { Command } from "commander";
+import { verifyPaths, type VerifySummary } from "../verify/verify-paths.js";
+import type { Report } from "../verify/report.js";
+import type { CliContext, ExitCode } from "./context.js";
+import { colorEnabled, palette } from "./style.js";
+
+/** How many failures the human summary spells out before "... and N more". */
+const FAILURES_SHOWN = 5;
+
+interface VerifyFlags {
+  json?: boolean;
+  allowGlobal?: string[];
+}
+
+export function registerVerify(program: Command, ctx: CliContext, setExit: (code: ExitCode) => void): void {
+  program
+    .command("verify")
+    .description("check that checkpoints are whole, safe and readable (CRC of every member, pickle safety, tensor bounds)")
+    .argument("<path...>", "checkpoint files or directories (searched for .pt .pth .ckpt .bin .safetensors .distcp and zip files)")
+    .option("--json", "print {files: [report...], summary} as JSON")
+    .option("--allow-global <module.name>", "trust one more pickle global (repeatable)", collect, [])
+    .action(async (paths: string[], opts: VerifyFlags) => {
+      const result = await verifyPaths(paths, { allowGlobals: new Set(opts.allowGlobal ?? []) });
+      if (opts.json) ctx.stdout.write(`${JSON.stringify({ files: result.files, summary: result.summary }, null, 2)}\n`);
+      else ctx.stdout.write(renderVerify(result.files, result.summary, colorEnabled(ctx.stdout, ctx.env)));
+      setExit(result.exitCode);
+    });
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function renderVerify(files: readonly Report[], summary: VerifySummary, color: boolean): string {
+  const c = palette(color);
+  const paint = (r: Report) => (r.verdict === "valid" ? c.green : r.verdict === "unsafe" ? c.red : c.yellow)(r.verdict.padEnd(12));
+  const lines = files.map((r) => `${paint(r)} ${r.path}${r.format === "unknown" ? "" : c.dim(`  (${r.format})`)}`);
+  const counts = Object.entries(summary.by_verdict).filter(([, n]) => n > 0).map(([v, n]) => `${n} ${v}`);
+  lines.push("", `${files.length} checked: ${counts.join(", ")}`);
+  const failures = files.filter((r) => r.verdict !== "valid");
+  for (const r of failures.slice(0, FAILURES_SHOWN)) {
+    const first = r.problems.find((p) => p.severity === "error") ?? r.problems[0];
+    lines.push(`  ${r.path}: ${first ? `${first.code}: ${first.message}` : r.verdict}`);
+  }
+  if (failures.length > FAILURES_SHOWN) lines.push(`  ... and ${failures.length - FAILURES_SHOWN} more`);
+  return `${lines.join("\n")}\n`;
+}

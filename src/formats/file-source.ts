@@ -1,0 +1,54 @@
+import { open, type FileHandle } from "node:fs/promises";
+import { CkptError } from "../errors.js";
+
+/**
+ * Random-access reads from one checkpoint file. Every read is checked against the
+ * file's size first, so a length taken from untrusted bytes can never make us
+ * allocate more than the file holds.
+ */
+export class FileSource {
+  private constructor(
+    readonly path: string,
+    readonly size: number,
+    private readonly handle: FileHandle,
+  ) {}
+
+  /** Opens a regular file; directories, FIFOs and devices are refused before open() can block. */
+  static async open(path: string, size: number): Promise<FileSource> {
+    const handle = await open(path, "r");
+    return new FileSource(path, size, handle);
+  }
+
+  /** Reads exactly `length` bytes at `offset`, or throws TRUNCATED naming what was being read. */
+  async read(offset: number, length: number, what: string): Promise<Buffer> {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new CkptError(
+        "TRUNCATED",
+        `${what} needs bytes ${offset}..${offset + length} but the file ends at ${this.size}`,
+        { file: this.path, offset },
+      );
+    }
+    const buffer = Buffer.allocUnsafe(length);
+    await this.readInto(buffer, 0, length, offset);
+    return buffer;
+  }
+
+  /** Fills `buffer[start, start+length)` from file `position`; the caller has bounded the range. */
+  async readInto(buffer: Buffer, start: number, length: number, position: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.handle.read(buffer, start + done, length - done, position + done);
+      if (bytesRead === 0) {
+        throw new CkptError("TRUNCATED", `file shrank while reading at byte ${position + done}`, {
+          file: this.path,
+          offset: position + done,
+        });
+      }
+      done += bytesRead;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}

@@ -1,0 +1,88 @@
+import { CkptError } from "../errors.js";
+import type { FileSource } from "./file-source.js";
+import { emptyIntegrity, type CheckpointModel, type StorageRecord, type ZipMember } from "./model.js";
+import { readPickle } from "./pickle/machine.js";
+import { torchPickleOptions } from "./torch-rebuild.js";
+import { collectTensors } from "./tree.js";
+import { readMember, readZipDirectory, verifyMemberCrcs } from "./zip.js";
+
+/** What a reader should do beyond building the model. */
+export interface ReadOptions {
+  /** Stream every zip member through CRC-32 (verify); inspect skips it. */
+  checkCrc: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** data.pkl of a real checkpoint is a few MB even for 70B-parameter models; 1 GiB bounds hostile ones. */
+const MAX_PICKLE_BYTES = 1 << 30;
+
+/**
+ * The torch zip layout (torch/serialization.py `_save`): `<archive>/data.pkl`, one
+ * member `<archive>/data/<key>` per storage, `<archive>/version`, and since torch 2.1
+ * `<archive>/byteorder`. The archive prefix is the file's stem at save time, so it is
+ * found from the data.pkl member rather than assumed.
+ */
+export async function readTorchZip(source: FileSource, options: ReadOptions): Promise<CheckpointModel> {
+  const directory = await readZipDirectory(source);
+  const integrity = emptyIntegrity();
+  integrity.defects.push(...directory.defects);
+  const byName = new Map(directory.members.map((m) => [m.name, m]));
+  const pickleMember = directory.members.find((m) => m.name === "data.pkl" || m.name.endsWith("/data.pkl"));
+  if (!pickleMember) {
+    throw new CkptError("NOT_A_CHECKPOINT", "zip archive has no data.pkl member: not a torch checkpoint", { file: source.path });
+  }
+  const prefix = pickleMember.name.slice(0, pickleMember.name.length - "data.pkl".length);
+  const byteOrder = await readByteOrder(source, byName.get(`${prefix}byteorder`));
+  const formatVersion = await readVersion(source, byName.get(`${prefix}version`) ?? byName.get(`${prefix}.data/version`));
+
+  if (options.checkCrc) {
+    // CRC first: a flipped byte inside data.pkl must read as CRC_MISMATCH, not as a pickle error.
+    await verifyMemberCrcs(source, directory.members, integrity, options.onProgress ? { onProgress: options.onProgress } : undefined);
+  }
+  const pickleBytes = await readMember(source, pickleMember, Math.min(MAX_PICKLE_BYTES, source.size));
+  const pickleOptions = torchPickleOptions(pickleMember.name, (key, dtype, declaredElements) => {
+    const member = byName.get(`${prefix}data/${key}`);
+    const record: StorageRecord = { key, dtype, bytes: undefined, declaredElements, byteOrder };
+    if (member) {
+      record.member = member.name;
+      // Torch stores storages uncompressed (so they can be mmap'ed); a compressed one has no direct byte range.
+      if (member.method === 0) record.bytes = { offset: member.dataOffset, length: member.uncompressedSize };
+      else integrity.defects.push({ code: "STORAGE_COMPRESSED", message: `storage member ${member.name} is compressed (method ${member.method})`, member: member.name });
+    }
+    return record;
+  });
+  const parsed = readPickle(pickleBytes, 0, pickleOptions);
+  if (parsed.end !== pickleBytes.length) {
+    integrity.defects.push({ code: "TRAILING_DATA", message: `${pickleBytes.length - parsed.end} bytes after the pickle's STOP in ${pickleMember.name}`, member: pickleMember.name });
+  }
+  const tensors = collectTensors(parsed.value);
+  return {
+    path: source.path,
+    format: "torch-zip",
+    fileSize: source.size,
+    root: parsed.value,
+    tensors,
+    storages: uniqueStorages(tensors.map((t) => t.storage)),
+    members: directory.members,
+    unsafeGlobals: parsed.unsafeGlobals,
+    integrity,
+    versions: formatVersion === undefined ? {} : { formatVersion },
+  };
+}
+
+async function readByteOrder(source: FileSource, member: ZipMember | undefined): Promise<"little" | "big"> {
+  if (!member) return "little"; // files before torch 2.1 carry no record and were always little-endian
+  const text = (await readMember(source, member, 64)).toString("latin1").trim();
+  return text === "big" ? "big" : "little";
+}
+
+async function readVersion(source: FileSource, member: ZipMember | undefined): Promise<number | undefined> {
+  if (!member) return undefined;
+  const text = (await readMember(source, member, 64)).toString("latin1").trim();
+  const version = Number(text);
+  return Number.isInteger(version) ? version : undefined;
+}
+
+export function uniqueStorages(storages: StorageRecord[]): StorageRecord[] {
+  return [...new Set(storages)];
+}

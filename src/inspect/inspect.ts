@@ -1,0 +1,74 @@
+import { readCheckpoint } from "../formats/open.js";
+import { FileSource } from "../formats/file-source.js";
+import { DTYPE_SIZE, elementCount, type CheckpointModel, type DType } from "../formats/model.js";
+import { hashTensor } from "../formats/tensor-hash.js";
+import { topLevelKeys, walkLeaves } from "../formats/tree.js";
+import { isEmptyContainer, valueEntry, type ValueEntry } from "./entry-json.js";
+
+export interface TensorEntry {
+  dtype: DType;
+  shape: number[];
+  sha256?: string;
+}
+
+export type Entry = TensorEntry | ValueEntry;
+
+/** The `inspect --json` document of DESIGN.md, plus totals. */
+export interface InspectResult {
+  path: string;
+  format: CheckpointModel["format"];
+  top_level_keys: string[];
+  entries: Record<string, Entry>;
+  file_size: number;
+  tensor_count: number;
+  total_elements: number;
+  tensor_bytes: number;
+  unsafe_globals: string[];
+}
+
+export interface InspectOptions {
+  /** Add the SHA-256 of each tensor's logical elements (reads every tensor byte). */
+  tensorHash?: boolean;
+}
+
+/** Reads a checkpoint's structure without verifying CRCs: fast enough for a 1.5 GB file in well under a second. */
+export async function inspectCheckpoint(path: string, options: InspectOptions = {}): Promise<InspectResult> {
+  const model = await readCheckpoint(path, { checkCrc: false });
+  const entries: Record<string, Entry> = {};
+  const source = options.tensorHash ? await FileSource.open(path, model.fileSize) : undefined;
+  const tensorsByPath = new Map(model.tensors.map((t) => [t.path, t]));
+  try {
+    for (const leaf of walkLeaves(model.root)) {
+      if (leaf.kind === "tensor") {
+        const entry: TensorEntry = { dtype: leaf.tensor.dtype, shape: leaf.tensor.shape };
+        if (source) {
+          const record = tensorsByPath.get(leaf.path);
+          if (record) entry.sha256 = await hashTensor(source, record);
+        }
+        entries[leaf.path] = entry;
+      } else if (!isEmptyContainer(leaf.value)) {
+        entries[leaf.path] = valueEntry(leaf.value);
+      }
+    }
+  } finally {
+    await source?.close();
+  }
+  let totalElements = 0;
+  let tensorBytes = 0;
+  for (const t of model.tensors) {
+    const n = elementCount(t.shape);
+    totalElements += n;
+    tensorBytes += n * DTYPE_SIZE[t.dtype];
+  }
+  return {
+    path,
+    format: model.format,
+    top_level_keys: topLevelKeys(model.root),
+    entries,
+    file_size: model.fileSize,
+    tensor_count: model.tensors.length,
+    total_elements: totalElements,
+    tensor_bytes: tensorBytes,
+    unsafe_globals: [...new Set(model.unsafeGlobals.map((u) => `${u.module}.${u.name}`))],
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Every problem code ckptguard reports, with the verdict it implies and what it means.
+ * This table is the single source of truth: reports derive verdicts from it and the
+ * README's code list is checked against it by a test.
+ */
+
+export type Verdict = "valid" | "corrupt" | "unsafe" | "incomplete" | "incompatible" | "unreadable";
+export type Severity = "error" | "warning" | "info";
+
+interface CodeInfo {
+  /** Verdict an error of this code gives the file (warnings and notes never change it). */
+  verdict: Exclude<Verdict, "valid">;
+  severity: Severity;
+  meaning: string;
+}
+
+export const PROBLEM_CODES = {
+  EMPTY_FILE: { verdict: "corrupt", severity: "error", meaning: "the file has 0 bytes (a save killed before its first write)" },
+  NOT_A_CHECKPOINT: { verdict: "unreadable", severity: "error", meaning: "the bytes are not a torch zip, legacy torch, or safetensors checkpoint" },
+  NOT_FOUND: { verdict: "unreadable", severity: "error", meaning: "the path does not exist" },
+  PERMISSION_DENIED: { verdict: "unreadable", severity: "error", meaning: "the file cannot be opened for reading" },
+  IS_A_DIRECTORY: { verdict: "unreadable", severity: "error", meaning: "a directory was given where a file was expected" },
+  NOT_A_FILE: { verdict: "unreadable", severity: "error", meaning: "a FIFO, socket or device, which is never read" },
+  UNREADABLE: { verdict: "unreadable", severity: "error", meaning: "the operating system refused the read" },
+  NO_CHECKPOINTS: { verdict: "unreadable", severity: "error", meaning: "a directory holds no checkpoint-looking files" },
+  TRUNCATED: { verdict: "corrupt", severity: "error", meaning: "the file ends before the structure it declares (half-written save)" },
+  CRC_MISMATCH: { verdict: "corrupt", severity: "error", meaning: "a zip member's bytes do not match their recorded CRC-32" },
+  SIZE_MISMATCH: { verdict: "corrupt", severity: "error", meaning: "a zip member inflates to a size other than the one recorded" },
+  DEFLATE_BOMB: { verdict: "corrupt", severity: "error", meaning: "a zip member claims an uncompressed size deflate cannot produce" },
+  ZIP_MALFORMED: { verdict: "corrupt", severity: "error", meaning: "the zip central directory cannot be parsed" },
+  MEMBER_OUT_OF_BOUNDS: { verdict: "corrupt", severity: "error", meaning: "a zip member's data lies outside the file" },
+  MEMBER_OVERLAP: { verdict: "corrupt", severity: "error", meaning: "two zip members claim the same bytes" },
+  LOCAL_HEADER_MISMATCH: { verdict: "corrupt", severity: "error", meaning: "a member's local header disagrees with the central directory" },
+  UNSUPPORTED_COMPRESSION: { verdict: "incompatible", severity: "error", meaning: "a zip member uses a compression method other than stored or deflate" },
+  PICKLE_MALFORMED: { verdict: "corrupt", severity: "error", meaning: "the pickle stream is not well-formed" },
+  PICKLE_UNSUPPORTED: { verdict: "incompatible", severity: "error", meaning: "the pickle uses a feature checkpoints never need (out-of-band buffers)" },
+  NESTING_TOO_DEEP: { verdict: "corrupt", severity: "error", meaning: "the data nests deeper than 1000 levels" },
+  UNSAFE_GLOBAL: { verdict: "unsafe", severity: "error", meaning: "the pickle names or calls a global outside the allowlist (code would run on torch.load)" },
+  STORAGE_OUT_OF_BOUNDS: { verdict: "corrupt", severity: "error", meaning: "a tensor reaches past its storage, or a storage past the file" },
+  STORAGE_MISSING: { verdict: "corrupt", severity: "error", meaning: "a tensor's storage has no bytes in the file" },
+  STORAGE_SIZE_MISMATCH: { verdict: "corrupt", severity: "error", meaning: "a storage's byte length disagrees with its declared element count" },
+  STORAGE_COMPRESSED: { verdict: "incompatible", severity: "error", meaning: "a storage member is compressed, which torch never writes" },
+  SAFETENSORS_MALFORMED: { verdict: "corrupt", severity: "error", meaning: "the safetensors header is not valid" },
+  TENSOR_SIZE_MISMATCH: { verdict: "corrupt", severity: "error", meaning: "a safetensors tensor's byte range does not match dtype x shape" },
+  TENSOR_OVERLAP: { verdict: "corrupt", severity: "error", meaning: "two safetensors tensors share bytes" },
+  SAFETENSORS_GAP: { verdict: "corrupt", severity: "error", meaning: "the safetensors data buffer has bytes no tensor covers" },
+  FUTURE_VERSION: { verdict: "incompatible", severity: "error", meaning: "written by a newer format version than this reader accepts" },
+  TRAILING_DATA: { verdict: "corrupt", severity: "warning", meaning: "bytes after the end of the checkpoint structure" },
+  STORAGE_UNREFERENCED: { verdict: "corrupt", severity: "warning", meaning: "a storage no tensor uses" },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ProblemCode = keyof typeof PROBLEM_CODES;
+
+export function codeInfo(code: string): CodeInfo {
+  return (PROBLEM_CODES as Record<string, CodeInfo>)[code] ?? { verdict: "corrupt", severity: "error", meaning: code };
+}
+
+/** Order in which verdicts win when a file has several problems. */
+export const VERDICT_PRECEDENCE: readonly Verdict[] = ["unsafe", "corrupt", "unreadable", "incompatible", "incomplete", "valid"];
