@@ -10,22 +10,62 @@ import {
 } from "./format.js";
 import type { CentralEntry } from "./central-directory.js";
 import { applyZip64Extra } from "./central-directory.js";
-import { ReadWindow } from "./read-window.js";
 
-/** Headers of small members sit close together; one read of this size serves many of them. */
-const HEADER_WINDOW_SIZE = 64 * 1024;
+/** Headers closer together than this are fetched by one read. */
+const GROUP_SPAN = 64 * 1024;
+/** Room guessed for a local extra field: torch's alignment pad (<= 64 + 4) plus a zip64 field (20). */
+const EXTRA_GUESS = 128;
+/** Reads in flight at once: each costs a thread-pool round trip, which dominates for small headers. */
+const CONCURRENT_READS = 4;
+
+interface HeaderGroup {
+  start: number;
+  bytes: number;
+  entries: CentralEntry[];
+}
 
 /** Sets `dataOffset` of every entry whose local header can be read; reports the others as defects. */
 export async function readLocalHeaders(source: FileSource, entries: CentralEntry[], defects: ZipDefect[]): Promise<void> {
-  const window = new ReadWindow(source, { bufferSize: HEADER_WINDOW_SIZE });
   const inFileOrder = [...entries].sort((a, b) => a.member.localHeaderOffset - b.member.localHeaderOffset);
+  const found = new Map<CentralEntry, ZipDefect>();
+  const groups = groupHeaders(inFileOrder, source.size);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let group = groups[next++]; group !== undefined; group = groups[next++]) {
+      const bytes = await source.read(group.start, group.bytes, "zip local headers");
+      for (const entry of group.entries) {
+        const defect = await readLocalHeader(source, entry, bytes, group.start);
+        if (defect !== undefined) found.set(entry, defect);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENT_READS }, worker));
   for (const entry of inFileOrder) {
-    const defect = await readLocalHeader(source, window, entry);
+    const defect = found.get(entry);
     if (defect !== undefined) defects.push(defect);
   }
 }
 
-async function readLocalHeader(source: FileSource, window: ReadWindow, entry: CentralEntry): Promise<ZipDefect | undefined> {
+/** Packs headers (in file order) into reads of at most GROUP_SPAN bytes, guessing each header's length. */
+function groupHeaders(inFileOrder: CentralEntry[], fileSize: number): HeaderGroup[] {
+  const groups: HeaderGroup[] = [];
+  let group: HeaderGroup | undefined;
+  for (const entry of inFileOrder) {
+    const start = Math.min(entry.member.localHeaderOffset, fileSize);
+    const end = Math.min(start + LOCAL_HEADER_SIZE + entry.nameBytes.length + EXTRA_GUESS, fileSize);
+    if (group === undefined || end - group.start > GROUP_SPAN) {
+      group = { start, bytes: 0, entries: [] };
+      groups.push(group);
+    }
+    group.bytes = Math.max(group.bytes, end - group.start);
+    group.entries.push(entry);
+  }
+  return groups;
+}
+
+async function readLocalHeader(
+  source: FileSource, entry: CentralEntry, group: Buffer, groupStart: number,
+): Promise<ZipDefect | undefined> {
   const { member } = entry;
   const offset = member.localHeaderOffset;
   const outOfBounds = (what: string): ZipDefect => ({
@@ -35,18 +75,19 @@ async function readLocalHeader(source: FileSource, window: ReadWindow, entry: Ce
     offset,
   });
   if (offset + LOCAL_HEADER_SIZE > source.size) return outOfBounds("local header");
-  const header = Buffer.from(await window.viewExact(offset, LOCAL_HEADER_SIZE));
+  const bytesAt = (position: number, length: number): Promise<Buffer> | Buffer =>
+    position + length <= groupStart + group.length
+      ? group.subarray(position - groupStart, position - groupStart + length)
+      : source.read(position, length, "zip local header");
+  const header = await bytesAt(offset, LOCAL_HEADER_SIZE);
   if (header.readUInt32LE(0) !== LOCAL_HEADER_SIGNATURE) {
     return { code: "LOCAL_HEADER_MISMATCH", message: `no local header signature at byte ${offset}`, member: member.name, offset };
   }
   const nameLength = header.readUInt16LE(26);
-  const extraLength = header.readUInt16LE(28);
-  const variableLength = nameLength + extraLength;
+  const variableLength = nameLength + header.readUInt16LE(28);
   const variableStart = offset + LOCAL_HEADER_SIZE;
   if (variableStart + variableLength > source.size) return outOfBounds("local header name and extra field");
-  const variable = variableLength <= HEADER_WINDOW_SIZE
-    ? await window.viewExact(variableStart, variableLength)
-    : await source.read(variableStart, variableLength, "zip local header");
+  const variable = await bytesAt(variableStart, variableLength);
   member.dataOffset = variableStart + variableLength;
 
   const differing = compareWithCentral(entry, header, variable.subarray(0, nameLength), variable.subarray(nameLength));

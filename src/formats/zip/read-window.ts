@@ -1,6 +1,6 @@
 /**
  * A window of file bytes over a FileSource for readers that walk the file forwards: one
- * big read serves every small record or member inside it, and an optional second buffer
+ * big read serves every small member inside it, and an optional second buffer
  * reads the next window on the thread pool while the caller works on the current one.
  * Memory stays at one (or two) buffers however large the file or its members are.
  */
@@ -41,16 +41,9 @@ export class ReadWindow {
    * The caller has checked that `position` lies inside the file.
    */
   async viewAt(position: number, maxLength: number): Promise<Buffer> {
-    if (position < this.start || position >= this.stop) await this.fill(position, 1);
+    if (position < this.start || position >= this.stop) await this.fill(position);
     const from = position - this.start;
     return this.current.subarray(from, Math.min(from + maxLength, this.stop - this.start));
-  }
-
-  /** Exactly `length` bytes at `position` (length <= bufferSize; the caller has bounded the range). */
-  async viewExact(position: number, length: number): Promise<Buffer> {
-    if (position < this.start || position + length > this.stop) await this.fill(position, length);
-    const from = position - this.start;
-    return this.current.subarray(from, from + length);
   }
 
   /** Waits for a read-ahead still in flight, so the file can be closed safely. */
@@ -60,19 +53,20 @@ export class ReadWindow {
     if (pending !== undefined) await pending.outcome;
   }
 
-  private async fill(position: number, minLength: number): Promise<void> {
+  private async fill(position: number): Promise<void> {
     const pending = this.pending;
     this.pending = undefined;
     if (pending !== undefined) {
       const error = await pending.outcome;
-      if (error === undefined && pending.position === position && pending.length >= minLength && this.spare) {
+      if (error === undefined && pending.position === position && this.spare !== undefined) {
         [this.current, this.spare] = [this.spare, this.current];
         this.setRange(position, pending.length);
         return;
       }
     }
-    const wanted = Math.max(minLength, Math.min(this.current.length, this.end - position));
-    const length = Math.min(wanted, this.source.size - position);
+    // Past `end` only when asked to; then just what the caller may use of this one buffer.
+    const limit = position < this.end ? this.end : this.source.size;
+    const length = Math.min(this.current.length, limit - position);
     this.stop = this.start; // the buffer is about to change; nothing in it is valid until the read lands
     await this.source.readInto(this.current, 0, length, position);
     this.setRange(position, length);

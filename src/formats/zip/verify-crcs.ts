@@ -11,8 +11,8 @@ import { inflateAndCrc } from "./inflate-crc.js";
 import { dataEnd, memberDataDefects } from "./member-checks.js";
 import { ReadWindow } from "./read-window.js";
 
-/** Bytes per read; two buffers of this size (current + read-ahead) are all the pass holds. */
-const CRC_CHUNK_SIZE = 8 * 1024 * 1024;
+/** Bytes per read; two buffers of this size (current + read-ahead), 8 MiB in all, are what the pass holds. */
+const CRC_CHUNK_SIZE = 4 * 1024 * 1024;
 
 export interface VerifyCrcOptions {
   /** Called as compressed bytes are read: (bytes done, total bytes to read). */
