@@ -118,6 +118,18 @@ describe("verifyMemberCrcs on torch checkpoints", () => {
     assert.deepEqual([facts.sizeMismatches, facts.defects], [[], []]);
   });
 
+  it("finds the same single CRC_MISMATCH when the stored members are split over worker threads", async () => {
+    for (const [file, expected] of [["train_adam_v1.pt", []], ["bitflip_tensor_data.pt", ["train_adam_v1/data/10"]]] as const) {
+      await withSource(fixture(file), async (source) => {
+        const directory = await readZipDirectory(source);
+        const facts = emptyIntegrity();
+        await verifyMemberCrcs(source, directory.members, facts, { workers: 2 });
+        assert.deepEqual(facts.crcMismatches.map((m) => m.member), expected);
+        assert.deepEqual([facts.sizeMismatches, facts.defects, facts.crcChecked], [[], [], true]);
+      });
+    }
+  });
+
   it("reports progress ending at the total of the members' bytes", async () => {
     await withSource(fixture("train_adam_v1.pt"), async (source) => {
       const directory = await readZipDirectory(source);

@@ -7,6 +7,7 @@ import { crc32 } from "@node-rs/crc32";
 import type { FileSource } from "../file-source.js";
 import type { IntegrityFacts, ZipMember } from "../model.js";
 import { METHOD_STORED, type ZipDefect } from "./format.js";
+import { crcStoredMembersInParallel, parallelWorkerCount } from "./crc-parallel.js";
 import { inflateAndCrc } from "./inflate-crc.js";
 import { dataEnd, memberDataDefects } from "./member-checks.js";
 import { ReadWindow } from "./read-window.js";
@@ -17,6 +18,8 @@ const CRC_CHUNK_SIZE = 4 * 1024 * 1024;
 export interface VerifyCrcOptions {
   /** Called as compressed bytes are read: (bytes done, total bytes to read). */
   onProgress?: (done: number, total: number) => void;
+  /** Worker threads for stored members; by default 1 below 256 MiB of stored data, else one per core (max 4). */
+  workers?: number;
 }
 
 /**
@@ -30,11 +33,19 @@ export async function verifyMemberCrcs(
 ): Promise<void> {
   const readable = selectReadableMembers(members, source.size, facts.defects);
   const total = readable.reduce((sum, member) => sum + member.compressedSize, 0);
-  const lastEnd = readable.reduce((max, member) => Math.max(max, dataEnd(member)), 0);
-  const window = new ReadWindow(source, { bufferSize: CRC_CHUNK_SIZE, readAhead: true, end: lastEnd });
   const progress = new ProgressReporter(total, options.onProgress);
+  const stored = readable.filter((member) => member.method === METHOD_STORED);
+  const workers = options.workers ?? parallelWorkerCount(stored.reduce((sum, member) => sum + member.compressedSize, 0));
+  let sequential = readable;
+  if (workers > 1) {
+    const crcs = await crcStoredMembersInParallel(source.path, stored, workers, (bytes) => progress.advanceTo(progress.done + bytes));
+    for (const member of stored) recordStoredResult(member, crcs.get(member)!.crc, facts);
+    sequential = readable.filter((member) => member.method !== METHOD_STORED);
+  }
+  const lastEnd = sequential.reduce((max, member) => Math.max(max, dataEnd(member)), 0);
+  const window = new ReadWindow(source, { bufferSize: CRC_CHUNK_SIZE, readAhead: true, end: lastEnd });
   try {
-    for (const member of readable) {
+    for (const member of sequential) {
       if (member.method === METHOD_STORED) await checkStoredMember(window, member, facts, progress);
       else await checkDeflatedMember(window, member, facts);
       progress.advanceTo(progress.done + (member.method === METHOD_STORED ? 0 : member.compressedSize));
@@ -83,6 +94,10 @@ async function checkStoredMember(window: ReadWindow, member: ZipMember, facts: I
     position += view.length;
     progress.advanceTo(progress.done + view.length);
   }
+  recordStoredResult(member, crc, facts);
+}
+
+function recordStoredResult(member: ZipMember, crc: number, facts: IntegrityFacts): void {
   if (member.compressedSize !== member.uncompressedSize) {
     facts.sizeMismatches.push({
       member: member.name, expected: member.uncompressedSize, actual: member.compressedSize,
