@@ -19,7 +19,6 @@ export async function runMain(rawArgs: readonly string[], ctx: CliContext, regis
     .version(version)
     .option("--debug", "print stack traces for errors")
     .exitOverride()
-    .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
   for (const register of registrars) register(program, ctx, (code) => { exitCode = code; });
   for (const command of program.commands) command.exitOverride();

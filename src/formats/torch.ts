@@ -15,6 +15,13 @@ export interface ReadOptions {
 
 /** data.pkl of a real checkpoint is a few MB even for 70B-parameter models; 1 GiB bounds hostile ones. */
 const MAX_PICKLE_BYTES = 1 << 30;
+/** A deflated data.pkl may inflate past the file's size; up to this much is always allowed. */
+const PICKLE_BYTES_FLOOR = 128 << 20;
+
+/** How much of data.pkl we agree to hold: bounded by the file (16x covers deflate) so tiny hostile files stay tiny. */
+function pickleByteLimit(fileSize: number): number {
+  return Math.min(MAX_PICKLE_BYTES, Math.max(PICKLE_BYTES_FLOOR, fileSize * 16));
+}
 
 /**
  * The torch zip layout (torch/serialization.py `_save`): `<archive>/data.pkl`, one
@@ -39,7 +46,7 @@ export async function readTorchZip(source: FileSource, options: ReadOptions): Pr
     // CRC first: a flipped byte inside data.pkl must read as CRC_MISMATCH, not as a pickle error.
     await verifyMemberCrcs(source, directory.members, integrity, options.onProgress ? { onProgress: options.onProgress } : undefined);
   }
-  const pickleBytes = await readMember(source, pickleMember, Math.min(MAX_PICKLE_BYTES, source.size));
+  const pickleBytes = await readMember(source, pickleMember, pickleByteLimit(source.size));
   const pickleOptions = torchPickleOptions(pickleMember.name, (key, dtype, declaredElements) => {
     const member = byName.get(`${prefix}data/${key}`);
     const record: StorageRecord = { key, dtype, bytes: undefined, declaredElements, byteOrder };

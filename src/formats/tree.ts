@@ -9,17 +9,35 @@ import type { PickleValue, TensorRecord, TensorRef } from "./model.js";
  */
 
 export const MAX_TREE_DEPTH = 1000;
+/**
+ * Nodes visited at most. Shared references (the memo) let 456 bytes of pickle describe
+ * 2^50 paths; torch.load shares them in memory, but listing every path would never end.
+ * Real checkpoints, even of 70B-parameter models, have well under a million leaves.
+ */
+export const MAX_TREE_NODES = 5_000_000;
 
 export type Leaf =
   | { path: string; kind: "tensor"; tensor: TensorRef }
   | { path: string; kind: "value"; value: PickleValue };
 
+type Frame = { path: string; value: PickleValue; depth: number } | { leave: object };
+
 export function* walkLeaves(root: PickleValue): Generator<Leaf> {
-  const stack: Array<{ path: string; value: PickleValue; depth: number; ancestors: ReadonlySet<object> }> = [
-    { path: "", value: root, depth: 0, ancestors: new Set() },
-  ];
+  const stack: Frame[] = [{ path: "", value: root, depth: 0 }];
+  // Containers on the current path: one set maintained as we enter and leave, so a
+  // container that contains itself is cut without copying sets per node.
+  const onPath = new Set<object>();
+  let visited = 0;
   while (stack.length > 0) {
-    const { path, value, depth, ancestors } = stack.pop()!;
+    const frame = stack.pop()!;
+    if ("leave" in frame) {
+      onPath.delete(frame.leave);
+      continue;
+    }
+    const { path, value, depth } = frame;
+    if (++visited > MAX_TREE_NODES) {
+      throw new CkptError("TREE_TOO_LARGE", `data tree expands to more than ${MAX_TREE_NODES} nodes through shared references`, { path: path.slice(0, 200) });
+    }
     if (depth > MAX_TREE_DEPTH) {
       throw new CkptError("NESTING_TOO_DEEP", `data nested deeper than ${MAX_TREE_DEPTH} levels at ${path.slice(0, 80)}...`, { path: path.slice(0, 200) });
     }
@@ -29,12 +47,14 @@ export function* walkLeaves(root: PickleValue): Generator<Leaf> {
       else yield { path, kind: "value", value };
       continue;
     }
-    if (ancestors.has(value as object)) continue; // a container that contains itself: its leaves were already listed
-    const inner = new Set(ancestors).add(value as object);
+    const container = value as object;
+    if (onPath.has(container)) continue; // a container that contains itself: its leaves are listed once
+    onPath.add(container);
+    stack.push({ leave: container });
     // Push in reverse so leaves come out in the container's own order.
     for (let i = children.length - 1; i >= 0; i--) {
       const [key, child] = children[i]!;
-      stack.push({ path: path === "" ? key : `${path}.${key}`, value: child, depth: depth + 1, ancestors: inner });
+      stack.push({ path: path === "" ? key : `${path}.${key}`, value: child, depth: depth + 1 });
     }
   }
 }
@@ -61,15 +81,28 @@ export function topLevelKeys(root: PickleValue): string[] {
   return [];
 }
 
-/** Looks a dotted path up in the tree (dict keys by str(), sequence items by index). */
+/**
+ * Looks a dotted path up in the tree (dict keys by str(), sequence items by index). A
+ * state_dict key holds dots itself (`model_state_dict.fc.weight` is key `fc.weight` under
+ * `model_state_dict`), so a key may span several segments: the shortest key that leads to
+ * the whole path wins, as walkLeaves would have printed it. `""` is the root.
+ */
 export function getPath(root: PickleValue, dotted: string): PickleValue | undefined {
-  let node: PickleValue | undefined = root;
-  for (const part of dotted.split(".")) {
-    const children: Array<[string, PickleValue]> | undefined = node === undefined ? undefined : childrenOf(node);
-    if (!children) return undefined;
-    node = children.find(([k]) => k === part)?.[1];
+  return dotted === "" ? root : lookUp(root, dotted.split("."), 0);
+}
+
+function lookUp(node: PickleValue, parts: readonly string[], from: number): PickleValue | undefined {
+  if (from === parts.length) return node;
+  const children = childrenOf(node);
+  if (!children) return undefined;
+  for (let end = from + 1; end <= parts.length; end++) {
+    const key = parts.slice(from, end).join(".");
+    const child = children.find(([k]) => k === key);
+    if (child === undefined) continue;
+    const found = lookUp(child[1], parts, end);
+    if (found !== undefined) return found;
   }
-  return node;
+  return undefined;
 }
 
 function isTensor(value: PickleValue): value is TensorRef {
@@ -90,14 +123,16 @@ export function childrenOf(value: PickleValue): Array<[string, PickleValue]> | u
   }
 }
 
-/** Python's str() of a pickled dict key. */
-export function pythonStr(value: PickleValue): string {
+/** Python's str() of a pickled dict key; keys nest no deeper than data may (MAX_TREE_DEPTH). */
+export function pythonStr(value: PickleValue, depth = 0): string {
+  if (depth > MAX_TREE_DEPTH) throw new CkptError("NESTING_TOO_DEEP", `a dict key nests deeper than ${MAX_TREE_DEPTH} levels`);
+  const inner = (v: PickleValue): string => pythonStr(v, depth + 1);
   if (value === null) return "None";
   if (value === true) return "True";
   if (value === false) return "False";
   if (typeof value === "number" || typeof value === "bigint" || typeof value === "string") return String(value);
-  if (Array.isArray(value)) return `[${value.map(pythonStr).join(", ")}]`;
-  if (value.kind === "tuple") return value.items.length === 1 ? `(${pythonStr(value.items[0]!)},)` : `(${value.items.map(pythonStr).join(", ")})`;
+  if (Array.isArray(value)) return `[${value.map(inner).join(", ")}]`;
+  if (value.kind === "tuple") return value.items.length === 1 ? `(${inner(value.items[0]!)},)` : `(${value.items.map(inner).join(", ")})`;
   if (value.kind === "global") return `${value.module}.${value.name}`;
   return `<${value.kind}>`;
 }
