@@ -23,7 +23,7 @@ export function registerInspect(program: Command, ctx: CliContext, setExit: (cod
 
 export function renderInspect(result: InspectResult, color: boolean): string {
   const c = palette(color);
-  const lines = [`${c.bold(result.path)}  ${result.format}  ${formatBytes(result.file_size)}`];
+  const lines = [`${c.bold(result.path)}  ${result.format}  ${formatBytes(result.file_size)}`, renderLayout(result.layout)];
   const width = Math.min(60, Math.max(10, ...Object.keys(result.entries).map((k) => k.length)));
   for (const [path, entry] of Object.entries(result.entries)) {
     if ("dtype" in entry) {
@@ -40,4 +40,15 @@ export function renderInspect(result: InspectResult, color: boolean): string {
   }
   lines.push(`${result.tensor_count} tensors, ${result.total_elements.toLocaleString("en-US")} elements, ${formatBytes(result.tensor_bytes)} of tensor data`);
   return `${lines.join("\n")}\n`;
+}
+
+/** `layout: training  epoch 3  loss 0.2795  1,369 parameters  parts: model, optimizer, epoch, loss, config` */
+export function renderLayout(layout: InspectResult["layout"]): string {
+  const progress = [
+    layout.step !== null ? `step ${layout.step}` : "",
+    layout.epoch !== null ? `epoch ${layout.epoch}` : "",
+    layout.loss !== null ? `loss ${Number(layout.loss.toPrecision(4))}` : "",
+  ].filter((s) => s !== "");
+  const parts = layout.parts.length > 0 ? layout.parts.join(", ") : "none recognised";
+  return `layout: ${[layout.name, ...progress, `${layout.parameter_count.toLocaleString("en-US")} parameters`].join("  ")}  parts: ${parts}`;
 }

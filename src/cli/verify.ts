@@ -1,7 +1,9 @@
 import type { Command } from "commander";
+import { checkRules } from "../verify/checks.js";
 import { verifyPaths, type VerifySummary } from "../verify/verify-paths.js";
 import type { Report } from "../verify/report.js";
 import type { CliContext, ExitCode } from "./context.js";
+import { scanProgressBar } from "./scan-progress.js";
 import { colorEnabled, palette } from "./style.js";
 
 /** How many failures the human summary spells out before "... and N more". */
@@ -10,17 +12,40 @@ const FAILURES_SHOWN = 5;
 interface VerifyFlags {
   json?: boolean;
   allowGlobal?: string[];
+  deep?: boolean;
+  require?: string[];
+  kind?: string;
+  expect?: string[];
+  minSize?: string;
+  maxSize?: string;
+  acceptVersion?: string;
 }
 
 export function registerVerify(program: Command, ctx: CliContext, setExit: (code: ExitCode) => void): void {
   program
     .command("verify")
-    .description("check that checkpoints are whole, safe and readable (CRC of every member, pickle safety, tensor bounds)")
+    .description("check that checkpoints are whole, safe, readable and complete (CRC of every member, pickle safety, tensor bounds, optimizer state; NaN/Inf with --deep)")
     .argument("<path...>", "checkpoint files or directories (searched for .pt .pth .ckpt .bin .safetensors .distcp and zip files)")
     .option("--json", "print {files: [report...], summary} as JSON")
     .option("--allow-global <module.name>", "trust one more pickle global (repeatable)", collect, [])
+    .option("--deep", "also read every floating-point tensor and report NaN/Inf (NON_FINITE)")
+    .option("--require <key>", "a dotted key the checkpoint must hold, e.g. optimizer_state_dict (repeatable)", collect, [])
+    .option("--kind <kind>", "require the parts of a kind of checkpoint: training = model + optimizer + step/epoch")
+    .option("--expect <path=value>", "the value at a dotted path must equal VALUE (JSON or a bare string); PATH may end in .shape/.dtype (repeatable)", collect, [])
+    .option("--min-size <size>", "fail files smaller than this (10MB, 1.5GiB, bytes)")
+    .option("--max-size <size>", "fail files larger than this")
+    .option("--accept-version <range>", "semver range of accepted checkpoint versions (pytorch-lightning_version, version, checkpoint_version)")
     .action(async (paths: string[], opts: VerifyFlags) => {
-      const result = await verifyPaths(paths, { allowGlobals: new Set(opts.allowGlobal ?? []) });
+      const rules = checkRules({
+        require: opts.require ?? [], expect: opts.expect ?? [],
+        ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
+        ...(opts.minSize !== undefined ? { minSize: opts.minSize } : {}),
+        ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
+        ...(opts.acceptVersion !== undefined ? { acceptVersion: opts.acceptVersion } : {}),
+      });
+      const onScanProgress = opts.deep ? await scanProgressBar(ctx.stderr, ctx.env) : undefined;
+      const options = { allowGlobals: new Set(opts.allowGlobal ?? []), deep: opts.deep === true, ...(onScanProgress ? { onScanProgress } : {}) };
+      const result = await verifyPaths(paths, options, rules);
       if (opts.json) ctx.stdout.write(`${JSON.stringify({ files: result.files, summary: result.summary }, null, 2)}\n`);
       else ctx.stdout.write(renderVerify(result.files, result.summary, colorEnabled(ctx.stdout, ctx.env)));
       setExit(result.exitCode);

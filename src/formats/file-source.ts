@@ -11,12 +11,27 @@ export class FileSource {
     readonly path: string,
     readonly size: number,
     private readonly handle: FileHandle,
+    /** Where this source's byte 0 is in the file: non-zero for a window. */
+    readonly base = 0,
+    private readonly ownsHandle = true,
   ) {}
 
   /** Opens a regular file; directories, FIFOs and devices are refused before open() can block. */
   static async open(path: string, size: number): Promise<FileSource> {
     const handle = await open(path, "r");
     return new FileSource(path, size, handle);
+  }
+
+  /**
+   * The `length` bytes at `offset` seen as a file of their own: a torch.save stream that a
+   * torch.distributed.checkpoint `.distcp` file holds among others. The window shares this
+   * source's handle (closing it does nothing); offsets and `size` are the window's.
+   */
+  window(offset: number, length: number, what: string): FileSource {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new CkptError("TRUNCATED", `${what} needs bytes ${offset}..${offset + length} but the file ends at ${this.size}`, { file: this.path, offset });
+    }
+    return new FileSource(this.path, length, this.handle, this.base + offset, false);
   }
 
   /** Reads exactly `length` bytes at `offset`, or throws TRUNCATED naming what was being read. */
@@ -37,7 +52,7 @@ export class FileSource {
   async readInto(buffer: Buffer, start: number, length: number, position: number): Promise<void> {
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.handle.read(buffer, start + done, length - done, position + done);
+      const { bytesRead } = await this.handle.read(buffer, start + done, length - done, this.base + position + done);
       if (bytesRead === 0) {
         throw new CkptError("TRUNCATED", `file shrank while reading at byte ${position + done}`, {
           file: this.path,
@@ -49,6 +64,6 @@ export class FileSource {
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    if (this.ownsHandle) await this.handle.close();
   }
 }

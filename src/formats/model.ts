@@ -4,7 +4,8 @@
  * failed their CRC, which globals the pickle named); rules turn facts into problems.
  */
 
-export type CheckpointFormat = "torch-zip" | "torch-legacy" | "safetensors" | "pickle";
+/** `dcp` and `hf-sharded` are directories of shards read as one checkpoint (formats/sharded/). */
+export type CheckpointFormat = "torch-zip" | "torch-legacy" | "safetensors" | "pickle" | "dcp" | "hf-sharded";
 
 /** torch dtype names, as `str(tensor.dtype)` minus the `torch.` prefix. */
 export type DType =
@@ -193,6 +194,25 @@ export interface CheckpointModel {
   versions: VersionFacts;
   /** safetensors `__metadata__`, when present. */
   metadata?: Record<string, string>;
+  /** NaN/Inf counts of the floating-point tensors; set only when a deep scan read their bytes. */
+  finite?: FiniteFacts;
+}
+
+/** One tensor holding NaN or ±Inf, as a deep scan counted them. */
+export interface NonFiniteTensor {
+  path: string;
+  dtype: DType;
+  elements: number;
+  nan: number;
+  posInf: number;
+  negInf: number;
+}
+
+/** What a deep scan found; `nonFinite` lists only the tensors with NaN or Inf, in tree order. */
+export interface FiniteFacts {
+  scannedTensors: number;
+  scannedBytes: number;
+  nonFinite: NonFiniteTensor[];
 }
 
 /** Bytes per element of each dtype. */

@@ -15,11 +15,7 @@ export async function readCheckpoint(path: string, options: ReadOptions): Promis
   if (size === 0) throw new CkptError("EMPTY_FILE", "file is empty (0 bytes)", { file: path });
   const source = await openSource(path, size);
   try {
-    const head = await source.read(0, Math.min(16, size), "file signature");
-    if (head[0] === 0x50 && head[1] === 0x4b) return await readTorchZip(source, options); // "PK": zip
-    if (looksLikeSafetensors(head, size)) return await readSafetensors(source);
-    if (head[0] === 0x80 && (head[1] ?? 99) <= 5) return await readTorchLegacy(source); // PROTO opcode
-    throw new CkptError("NOT_A_CHECKPOINT", "not a torch zip, legacy torch or safetensors file (unknown signature)", { file: path });
+    return await readSource(source, options);
   } catch (error) {
     if (error instanceof CkptError && error.where.file === undefined) {
       throw new CkptError(error.code, error.message, { ...error.where, file: path }, { cause: error });
@@ -28,6 +24,18 @@ export async function readCheckpoint(path: string, options: ReadOptions): Promis
   } finally {
     await source.close();
   }
+}
+
+/**
+ * Reads the checkpoint a source holds, dispatching on its first bytes: a whole file, or a
+ * window of one (a torch.save stream inside a torch.distributed.checkpoint `.distcp` file).
+ */
+export async function readSource(source: FileSource, options: ReadOptions): Promise<CheckpointModel> {
+  const head = await source.read(0, Math.min(16, source.size), "file signature");
+  if (head[0] === 0x50 && head[1] === 0x4b) return await readTorchZip(source, options); // "PK": zip
+  if (looksLikeSafetensors(head, source.size)) return await readSafetensors(source);
+  if (head[0] === 0x80 && (head[1] ?? 99) <= 5) return await readTorchLegacy(source); // PROTO opcode
+  throw new CkptError("NOT_A_CHECKPOINT", "not a torch zip, legacy torch or safetensors file (unknown signature)", { file: source.path });
 }
 
 /** Size of a regular file; anything else (missing, directory, FIFO, device) is a clear error before open(). */

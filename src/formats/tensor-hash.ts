@@ -66,7 +66,8 @@ export function maxIndex(shape: readonly number[], stride: readonly number[]): n
   return max;
 }
 
-function* stridedIndices(shape: readonly number[], stride: readonly number[]): Generator<number> {
+/** Storage indices (in elements, relative to the storage offset) of a view's elements in row-major order. */
+export function* stridedIndices(shape: readonly number[], stride: readonly number[]): Generator<number> {
   const rank = shape.length;
   const counter = new Array<number>(rank).fill(0);
   let index = 0;

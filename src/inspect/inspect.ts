@@ -1,3 +1,4 @@
+import { detectLayout, type LayoutName } from "../formats/layout.js";
 import { readCheckpoint } from "../formats/open.js";
 import { FileSource } from "../formats/file-source.js";
 import { DTYPE_SIZE, elementCount, type CheckpointModel, type DType } from "../formats/model.js";
@@ -13,6 +14,18 @@ export interface TensorEntry {
 
 export type Entry = TensorEntry | ValueEntry;
 
+/** The checkpoint's layout as `inspect --json` shows it (null where the checkpoint does not say). */
+export interface LayoutJson {
+  name: LayoutName;
+  model_path: string | null;
+  optimizer_path: string | null;
+  step: number | null;
+  epoch: number | null;
+  loss: number | null;
+  parameter_count: number;
+  parts: string[];
+}
+
 /** The `inspect --json` document of DESIGN.md, plus totals. */
 export interface InspectResult {
   path: string;
@@ -24,6 +37,7 @@ export interface InspectResult {
   total_elements: number;
   tensor_bytes: number;
   unsafe_globals: string[];
+  layout: LayoutJson;
 }
 
 export interface InspectOptions {
@@ -70,5 +84,20 @@ export async function inspectCheckpoint(path: string, options: InspectOptions = 
     total_elements: totalElements,
     tensor_bytes: tensorBytes,
     unsafe_globals: [...new Set(model.unsafeGlobals.map((u) => `${u.module}.${u.name}`))],
+    layout: layoutJson(model),
+  };
+}
+
+function layoutJson(model: CheckpointModel): LayoutJson {
+  const layout = detectLayout(model);
+  return {
+    name: layout.name,
+    model_path: layout.modelPath ?? null,
+    optimizer_path: layout.optimizerPath ?? null,
+    step: layout.step ?? null,
+    epoch: layout.epoch ?? null,
+    loss: layout.loss ?? null,
+    parameter_count: layout.parameterCount,
+    parts: layout.parts,
   };
 }

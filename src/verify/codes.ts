@@ -67,8 +67,24 @@ export const PROBLEM_CODES = {
   FILE_TOO_SMALL: { verdict: "incomplete", severity: "error", meaning: "the file is smaller than --min-size" },
   FILE_TOO_LARGE: { verdict: "incomplete", severity: "error", meaning: "the file is larger than --max-size" },
   NON_FINITE: { verdict: "corrupt", severity: "error", meaning: "a floating-point tensor holds NaN or Inf (--deep)" },
+  SHARD_MISSING: { verdict: "incomplete", severity: "error", meaning: "a sharded checkpoint's index or metadata names a shard file that does not exist (or DCP's .metadata is absent)" },
+  SHARD_CORRUPT: { verdict: "corrupt", severity: "error", meaning: "a shard file fails its own checks; the problem names the shard and the shard's first problem code" },
+  SHARD_COVERAGE: { verdict: "corrupt", severity: "error", meaning: "shards and index disagree: chunks overlap or leave holes in a tensor, a tensor the index names is not in its shard, or a shard holds one the index does not name" },
+  SHARD_INDEX_MALFORMED: { verdict: "corrupt", severity: "error", meaning: "an HF index JSON or a DCP .metadata lacks the fields it must have" },
+  SHARD_PATH_ESCAPE: { verdict: "unsafe", severity: "error", meaning: "a shard name is absolute or climbs out with `..`: a loader would read (and unpickle) a file outside the checkpoint" },
   TRAILING_DATA: { verdict: "corrupt", severity: "warning", meaning: "bytes after the end of the checkpoint structure" },
   STORAGE_UNREFERENCED: { verdict: "corrupt", severity: "warning", meaning: "a storage no tensor uses" },
+  // `run` and `status`: about the run, not one file (the verdict only sets the exit code, 1).
+  DIR_NOT_WRITABLE: { verdict: "unreadable", severity: "error", meaning: "run preflight: the checkpoint or state directory cannot be created, or a probe file cannot be written, fsynced and removed in it" },
+  NO_SPACE: { verdict: "incomplete", severity: "error", meaning: "run preflight: less free space than 3 checkpoints of the largest size seen (or --min-free), or the disk is full" },
+  COMMAND_NOT_FOUND: { verdict: "unreadable", severity: "error", meaning: "run preflight: the training command is not an executable file or not on PATH" },
+  RUN_ACTIVE: { verdict: "incompatible", severity: "error", meaning: "run preflight: another ckptguard run is alive on the same state directory" },
+  SAVE_GAP: { verdict: "incomplete", severity: "warning", meaning: "run: no new valid checkpoint for longer than --max-gap (in run.log, progress.json and status)" },
+  RESTARTS_EXHAUSTED: { verdict: "incomplete", severity: "error", meaning: "run: the command kept failing; --max-restarts relaunches were used up" },
+  FINAL_CHECK_FAILED: { verdict: "incomplete", severity: "error", meaning: "run --final-check: after exit 0 the last checkpoint is missing, invalid, incomplete, not the newest, or short of the total" },
+  RUN_STOPPED: { verdict: "incomplete", severity: "error", meaning: "run: stopped by SIGINT, SIGTERM or SIGHUP before the command finished" },
+  NOT_A_RUN: { verdict: "unreadable", severity: "error", meaning: "status: the directory has no run files (.ckptguard/progress.json)" },
+  SERVE_FAILED: { verdict: "unreadable", severity: "error", meaning: "serve: cannot listen on --host/--port (the port is in use, or the address is not this machine's)" },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ProblemCode = keyof typeof PROBLEM_CODES;

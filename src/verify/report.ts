@@ -13,6 +13,8 @@ export interface Problem {
   severity: Severity;
   message: string;
   where: ProblemWhere;
+  /** Machine-readable values behind the message (e.g. `expected`/`found`, NaN counts). */
+  details?: Record<string, unknown>;
 }
 
 export interface Report {

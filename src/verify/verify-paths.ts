@@ -1,7 +1,8 @@
 import { isCkptError } from "../errors.js";
 import type { Verdict } from "./codes.js";
-import { collectCheckpointPaths } from "./collect-paths.js";
+import { collectCheckpointTargets, type CheckpointTarget } from "./collect-paths.js";
 import { exitCodeOf, makeReport, problem, type Report } from "./report.js";
+import { verifyShardedDir } from "./sharded/verify-sharded-dir.js";
 import { verifyFile, type Rule, type VerifyOptions } from "./verify-file.js";
 
 export interface VerifySummary {
@@ -21,15 +22,19 @@ export interface VerifyResult {
 export async function verifyPaths(paths: readonly string[], options: VerifyOptions = {}, rules: readonly Rule[] = []): Promise<VerifyResult> {
   const files: Report[] = [];
   for (const path of paths) {
-    let expanded: string[];
+    let expanded: CheckpointTarget[];
     try {
-      expanded = await collectCheckpointPaths([path]);
+      expanded = await collectCheckpointTargets([path]);
     } catch (error) {
       if (!isCkptError(error)) throw error;
       files.push(makeReport(path, "unknown", [problem(error.code, error.message)]));
       continue;
     }
-    for (const file of expanded) files.push((await verifyFile(file, options, rules)).report);
+    for (const target of expanded) {
+      // A sharded directory (DCP, HF index + shards) is one checkpoint with one report.
+      const verified = target.kind === "sharded-dir" ? await verifyShardedDir(target.path, options, rules) : await verifyFile(target.path, options, rules);
+      files.push(verified.report);
+    }
   }
   return { files, summary: summarize(files), exitCode: exitCodeOf(files) };
 }

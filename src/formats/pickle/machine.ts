@@ -12,6 +12,13 @@ import { decodeLong, parseFloatLine, parseIntLine, parseLongLine, parseQuotedStr
 /** Emulates one allowlisted callable as data; `site` says where it was called. */
 export type Reducer = (args: PickleValue[], site: PickleSite) => PickleValue;
 
+/**
+ * A callable accepted only for the arguments it recognises (e.g. `builtins.getattr` on one
+ * enum class): returns the data it stands for, or `undefined` to have the call reported
+ * as an unsafe call. Naming it without calling it is harmless and not reported.
+ */
+export type GuardedCall = (args: PickleValue[], site: PickleSite) => PickleValue | undefined;
+
 export interface PickleOptions {
   /** Label of the stream (zip member name, or "legacy pickle N") for locations. */
   stream: string;
@@ -19,6 +26,8 @@ export interface PickleOptions {
   reducers: ReadonlyMap<string, Reducer>;
   /** Globals that may be named (not called) safely: dtypes, storage classes, ... */
   referenceOnly: ReadonlySet<string>;
+  /** Callables accepted for specific arguments only, keyed by `module.name`. */
+  guardedCalls?: ReadonlyMap<string, GuardedCall>;
   /** Resolves a persistent id (torch storages); throws when absent. */
   persistentLoad?: (pid: PickleValue, site: PickleSite) => PickleValue;
 }
@@ -143,7 +152,7 @@ class PickleMachine {
   private global(module: string, name: string): GlobalRef {
     const ref: GlobalRef = { kind: "global", module, name };
     const key = `${module}.${name}`;
-    if (!this.options.reducers.has(key) && !this.options.referenceOnly.has(key)) {
+    if (!this.options.reducers.has(key) && !this.options.referenceOnly.has(key) && !this.options.guardedCalls?.has(key)) {
       const use: UnsafeGlobalUse = { module, name, use: "reference", site: this.site() };
       this.unsafe.push(use);
       this.unsafeByRef.set(ref, use);
@@ -155,6 +164,13 @@ class PickleMachine {
     if (isGlobal(callable)) {
       const reducer = this.options.reducers.get(`${callable.module}.${callable.name}`);
       if (reducer) return reducer(args, this.site());
+      const guard = this.options.guardedCalls?.get(`${callable.module}.${callable.name}`);
+      if (guard) {
+        const value = guard(args, this.site());
+        if (value !== undefined) return value;
+        this.unsafe.push({ module: callable.module, name: callable.name, use: "call", site: this.site() });
+        return { kind: "object", cls: callable, args };
+      }
       const flagged = this.unsafeByRef.get(callable);
       if (flagged) flagged.use = "call";
       return { kind: "object", cls: callable, args };

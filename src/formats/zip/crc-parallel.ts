@@ -31,13 +31,16 @@ export function parallelWorkerCount(storedBytes: number): number {
   return Math.max(1, Math.min(availableParallelism(), 4));
 }
 
-/** CRC-32 of each member's stored bytes, computed by `workers` threads over contiguous shares. */
+/**
+ * CRC-32 of each member's stored bytes, computed by `workers` threads over contiguous shares.
+ * `base` is where the zip starts in the file (a window of a `.distcp` file; 0 otherwise).
+ */
 export async function crcStoredMembersInParallel(
-  path: string, members: readonly ZipMember[], workers: number, onBytes: (bytes: number) => void,
+  path: string, members: readonly ZipMember[], workers: number, onBytes: (bytes: number) => void, base = 0,
 ): Promise<Map<ZipMember, MemberCrc>> {
   const shares = splitBySize(members, workers);
   const results = new Map<ZipMember, MemberCrc>();
-  await Promise.all(shares.map((share) => runShare(path, share, results, onBytes)));
+  await Promise.all(shares.map((share) => runShare(path, share, results, onBytes, base)));
   return results;
 }
 
@@ -55,8 +58,8 @@ function splitBySize(members: readonly ZipMember[], parts: number): ZipMember[][
   return shares;
 }
 
-function runShare(path: string, share: ZipMember[], results: Map<ZipMember, MemberCrc>, onBytes: (bytes: number) => void): Promise<void> {
-  const job: CrcJob = { path, members: share.map((m) => ({ dataOffset: m.dataOffset, size: m.compressedSize })) };
+function runShare(path: string, share: ZipMember[], results: Map<ZipMember, MemberCrc>, onBytes: (bytes: number) => void, base: number): Promise<void> {
+  const job: CrcJob = { path, members: share.map((m) => ({ dataOffset: base + m.dataOffset, size: m.compressedSize })) };
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL("./crc-worker.js", import.meta.url), { workerData: job });
     worker.on("message", (message: CrcWorkerMessage) => {

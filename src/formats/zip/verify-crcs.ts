@@ -38,7 +38,7 @@ export async function verifyMemberCrcs(
   const workers = options.workers ?? parallelWorkerCount(stored.reduce((sum, member) => sum + member.compressedSize, 0));
   let sequential = readable;
   if (workers > 1) {
-    const crcs = await crcStoredMembersInParallel(source.path, stored, workers, (bytes) => progress.advanceTo(progress.done + bytes));
+    const crcs = await crcStoredMembersInParallel(source.path, stored, workers, (bytes) => progress.advanceTo(progress.done + bytes), source.base);
     for (const member of stored) recordStoredResult(member, crcs.get(member)!.crc, facts);
     sequential = readable.filter((member) => member.method !== METHOD_STORED);
   }
