@@ -21,6 +21,8 @@ export function gnuTimeMissing(): string | undefined {
 export interface MeasuredRun extends ProcessResult {
   /** Peak RSS of the CLI process in KiB (NaN when the run timed out). */
   peakRssKb: number;
+  /** CPU seconds (user + system) the CLI used: unlike wall time, not stretched by other load on the machine. */
+  cpuSeconds: number;
   /** Wall-clock time of the run, node start-up included. */
   ms: number;
 }
@@ -36,7 +38,7 @@ export async function runCliMeasured(args: readonly string[], timeoutMs: number)
     const started = performance.now();
     const result = await new Promise<ProcessResult>((resolvePromise) => {
       // detached: time and the CLI get a process group of their own, so a timeout kills both.
-      const child = spawn(GNU_TIME, ["-o", report, "-f", "%M", process.execPath, CLI, ...args], {
+      const child = spawn(GNU_TIME, ["-o", report, "-f", "%M %U %S", process.execPath, CLI, ...args], {
         cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"],
       });
       const stdout: Buffer[] = [];
@@ -62,9 +64,10 @@ export async function runCliMeasured(args: readonly string[], timeoutMs: number)
     const ms = performance.now() - started;
     // GNU time puts "Command exited with non-zero status N" before the figure on a failing run.
     const lines = (await readFile(report, "utf8").catch(() => "")).trim().split("\n");
-    const peakRssKb = Number(lines[lines.length - 1]);
+    const [peak, user, system] = (lines[lines.length - 1] ?? "").split(" ").map(Number);
+    const peakRssKb = peak ?? Number.NaN;
     if (!result.timedOut && !Number.isFinite(peakRssKb)) throw new Error(`${GNU_TIME} wrote no %M figure: ${lines.join(" | ")}`);
-    return { ...result, peakRssKb, ms };
+    return { ...result, peakRssKb, cpuSeconds: (user ?? Number.NaN) + (system ?? Number.NaN), ms };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
