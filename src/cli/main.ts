@@ -1,12 +1,32 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { processContext } from "./context.js";
-import { registerInspect } from "./inspect.js";
 import { runMain, type CommandRegistrar } from "./run-main.js";
-import { registerVerify } from "./verify.js";
 
-/** Every command of the CLI; each file under src/cli/ registers one. */
-export const COMMANDS: readonly CommandRegistrar[] = [registerInspect, registerVerify];
+/**
+ * Every command of the CLI, loaded on demand: each file under src/cli/ registers one,
+ * and only the invoked command's modules are imported, so `inspect` does not pay for
+ * the server, the supervisor or the catalog at start-up.
+ */
+export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandRegistrar>>> = {
+  inspect: async () => (await import("./inspect.js")).registerInspect,
+  verify: async () => (await import("./verify.js")).registerVerify,
+  diff: async () => (await import("./diff.js")).registerDiff,
+  ls: async () => (await import("./ls.js")).registerLs,
+  latest: async () => (await import("./latest.js")).registerLatest,
+  "check-run": async () => (await import("./check-run.js")).registerCheckRun,
+  run: async () => (await import("./run.js")).registerRun,
+  status: async () => (await import("./status.js")).registerStatus,
+  serve: async () => (await import("./serve.js")).registerServe,
+};
+
+/** The registrars `args` needs: the named command's alone, or all of them for help and unknown names. */
+export async function registrarsFor(args: readonly string[]): Promise<CommandRegistrar[]> {
+  // Global options take no values, so the first non-option word is the command.
+  const name = args.find((arg) => !arg.startsWith("-"));
+  const load = name === undefined ? undefined : COMMAND_LOADERS[name];
+  return load ? [await load()] : Promise.all(Object.values(COMMAND_LOADERS).map((loader) => loader()));
+}
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
@@ -14,4 +34,5 @@ function packageVersion(): string {
 }
 
 // The one place that sets the process's exit status. exitCode (not exit()) lets piped stdout drain.
-process.exitCode = await runMain(process.argv.slice(2), processContext(), COMMANDS, packageVersion());
+const args = process.argv.slice(2);
+process.exitCode = await runMain(args, processContext(), await registrarsFor(args), packageVersion());
