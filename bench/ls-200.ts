@@ -11,27 +11,14 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { loadavg } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { CLI, PYTHON, ROOT } from "./bench-paths.js";
 
 const RUNS = 5;
 const COUNT = 200;
-const PYTHON = "/usr/bin/python3";
 const BUDGET_SECONDS = 2;
 const GNU_TIME = "/usr/bin/time";
 
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("no package.json above the bench script");
-    dir = parent;
-  }
-  return dir;
-}
-
-const ROOT = findRepoRoot();
-const CLI = join(ROOT, "dist/src/cli/main.js");
 const DIR = join(ROOT, "bench/tmp/ls-200");
 
 function run(argv: string[]): Promise<{ code: number | null; seconds: number; stdout: string; stderr: string }> {

@@ -15,23 +15,10 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { cpus } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { CLI, PYTHON, ROOT } from "./bench-paths.js";
 
-const PYTHON = "/usr/bin/python3";
 
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("no package.json above the bench script");
-    dir = parent;
-  }
-  return dir;
-}
-
-const ROOT = findRepoRoot();
-const CLI = join(ROOT, "dist/src/cli/main.js");
 const EXAMPLE = join(ROOT, "examples/train_tiny.py");
 const WORK = join(ROOT, "bench/tmp/serve-load");
 

@@ -11,27 +11,14 @@ import { spawn, type SpawnOptions } from "node:child_process";
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { CLI, PYTHON, ROOT } from "./bench-paths.js";
 
 const RUNS = 5;
-const PYTHON = "/usr/bin/python3";
 const GNU_TIME = "/usr/bin/time";
 const GB = 1e9;
 const MB = 1e6;
 
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("no package.json above the bench script");
-    dir = parent;
-  }
-  return dir;
-}
-
-const ROOT = findRepoRoot();
-const CLI = join(ROOT, "dist/src/cli/main.js");
 const CHECKPOINT = join(ROOT, "bench/tmp/gpt2.pt");
 
 interface ProcessRun {

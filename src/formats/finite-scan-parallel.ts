@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import { CkptError } from "../errors.js";
 import type { FloatDType, NonFiniteCounts } from "./finite-kernels.js";
 import type { PlannedRead } from "./finite-scan.js";
+import { splitContiguousShares } from "./split-shares.js";
 
 export interface ScanJob {
   path: string;
@@ -20,22 +21,10 @@ export type ScanWorkerMessage =
 
 /** Runs `reads` on `workers` threads over contiguous shares and adds each piece's counts to its segment. */
 export async function scanReadsInParallel(path: string, reads: readonly PlannedRead[], bufferSize: number, workers: number, onBytes: (bytes: number) => void): Promise<void> {
-  const shares = splitByBytes(reads, workers);
+  const shares = splitContiguousShares(reads, (read) => read.length, workers);
   await Promise.all(shares.map((share) => runShare(path, share, bufferSize, onBytes)));
 }
 
-function splitByBytes(reads: readonly PlannedRead[], parts: number): PlannedRead[][] {
-  const total = reads.reduce((sum, r) => sum + r.length, 0);
-  const shares: PlannedRead[][] = [[]];
-  let acc = 0;
-  for (const read of reads) {
-    const current = shares[shares.length - 1]!;
-    if (current.length > 0 && acc >= (total / parts) * shares.length && shares.length < parts) shares.push([read]);
-    else current.push(read);
-    acc += read.length;
-  }
-  return shares;
-}
 
 function runShare(path: string, share: readonly PlannedRead[], bufferSize: number, onBytes: (bytes: number) => void): Promise<void> {
   const job: ScanJob = {

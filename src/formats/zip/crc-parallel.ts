@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { CkptError } from "../../errors.js";
 import type { ZipMember } from "../model.js";
+import { splitContiguousShares } from "../split-shares.js";
 
 /** Below this many stored bytes, starting workers costs more than it saves. */
 export const PARALLEL_MIN_BYTES = 256 * 1024 * 1024;
@@ -38,25 +39,12 @@ export function parallelWorkerCount(storedBytes: number): number {
 export async function crcStoredMembersInParallel(
   path: string, members: readonly ZipMember[], workers: number, onBytes: (bytes: number) => void, base = 0,
 ): Promise<Map<ZipMember, MemberCrc>> {
-  const shares = splitBySize(members, workers);
+  const shares = splitContiguousShares(members, (member) => member.compressedSize, workers);
   const results = new Map<ZipMember, MemberCrc>();
   await Promise.all(shares.map((share) => runShare(path, share, results, onBytes, base)));
   return results;
 }
 
-/** Contiguous runs of members with about equal byte totals, so each core reads its own region. */
-function splitBySize(members: readonly ZipMember[], parts: number): ZipMember[][] {
-  const total = members.reduce((sum, m) => sum + m.compressedSize, 0);
-  const shares: ZipMember[][] = [[]];
-  let acc = 0;
-  for (const member of members) {
-    const current = shares[shares.length - 1]!;
-    if (current.length > 0 && acc >= (total / parts) * shares.length && shares.length < parts) shares.push([member]);
-    else current.push(member);
-    acc += member.compressedSize;
-  }
-  return shares;
-}
 
 function runShare(path: string, share: ZipMember[], results: Map<ZipMember, MemberCrc>, onBytes: (bytes: number) => void, base: number): Promise<void> {
   const job: CrcJob = { path, members: share.map((m) => ({ dataOffset: base + m.dataOffset, size: m.compressedSize })) };
