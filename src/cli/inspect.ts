@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { inspectCheckpoint, type InspectResult } from "../inspect/inspect.js";
 import type { CliContext, ExitCode } from "./context.js";
-import { colorEnabled, formatBytes, palette } from "./style.js";
+import { colorEnabled, formatBytes, formatCount, palette } from "./style.js";
 
 export function registerInspect(program: Command, ctx: CliContext, setExit: (code: ExitCode) => void): void {
   program
@@ -29,7 +29,7 @@ export function renderInspect(result: InspectResult, color: boolean): string {
     if ("dtype" in entry) {
       const bytes = entry.shape.reduce((a, b) => a * b, 1);
       const hash = entry.sha256 ? `  ${c.dim(entry.sha256.slice(0, 16))}` : "";
-      lines.push(`  ${path.padEnd(width)}  ${entry.dtype.padEnd(9)} ${JSON.stringify(entry.shape).padEnd(16)} ${c.dim(`${bytes.toLocaleString("en-US")} el`)}${hash}`);
+      lines.push(`  ${path.padEnd(width)}  ${entry.dtype.padEnd(9)} ${JSON.stringify(entry.shape).padEnd(16)} ${c.dim(`${formatCount(bytes)} el`)}${hash}`);
     } else if ("value" in entry) {
       lines.push(`  ${path.padEnd(width)}  ${c.green(JSON.stringify(entry.value))}`);
     } else if ("bytes" in entry) {
@@ -38,7 +38,7 @@ export function renderInspect(result: InspectResult, color: boolean): string {
       lines.push(`  ${path.padEnd(width)}  ${c.yellow(`<${entry.object}>`)}`);
     }
   }
-  lines.push(`${result.tensor_count} tensors, ${result.total_elements.toLocaleString("en-US")} elements, ${formatBytes(result.tensor_bytes)} of tensor data`);
+  lines.push(`${result.tensor_count} tensors, ${formatCount(result.total_elements)} elements, ${formatBytes(result.tensor_bytes)} of tensor data`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -50,5 +50,5 @@ export function renderLayout(layout: InspectResult["layout"]): string {
     layout.loss !== null ? `loss ${Number(layout.loss.toPrecision(4))}` : "",
   ].filter((s) => s !== "");
   const parts = layout.parts.length > 0 ? layout.parts.join(", ") : "none recognised";
-  return `layout: ${[layout.name, ...progress, `${layout.parameter_count.toLocaleString("en-US")} parameters`].join("  ")}  parts: ${parts}`;
+  return `layout: ${[layout.name, ...progress, `${formatCount(layout.parameter_count)} parameters`].join("  ")}  parts: ${parts}`;
 }
