@@ -3,14 +3,21 @@
 
     /usr/bin/python3 examples/train_tiny.py --out ckpt/ --epochs 5 [--resume ckpt/ckpt_epoch_0003.pt] [--save-every 1]
 
-Each checkpoint is {epoch, model_state_dict, optimizer_state_dict, loss, config}, written
-atomically as OUT/ckpt_epoch_{epoch:04d}.pt: a reader never sees a half-written file.
-The shuffle of epoch e is seeded by (seed, e), so a resumed run continues exactly as an
-uninterrupted one would.
+Each checkpoint is {epoch, model_state_dict, optimizer_state_dict, loss, val_loss, rng_state,
+config}, written atomically as OUT/ckpt_epoch_{epoch:04d}.pt: a reader never sees a
+half-written file. The shuffle of epoch e is seeded by (seed, e), the global RNG state is
+saved and restored, and torch runs on one thread, so a resumed run continues bit for bit
+as an uninterrupted one would.
+
+Under `ckptguard run --dir ckpt/ -- python3 examples/train_tiny.py --out ckpt/ --epochs 5
+--resume {resume}` the resume checkpoint also arrives as CKPTGUARD_RESUME, and each epoch
+appends {"epoch", "step", "loss", "val_loss", "total_epochs"} to the CKPTGUARD_PROGRESS file.
 """
 import argparse
+import json
 import os
 import tempfile
+import time
 
 import torch
 from torch import nn
@@ -54,11 +61,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory for ckpt_epoch_NNNN.pt files")
     parser.add_argument("--epochs", type=int, required=True, help="train until this epoch")
-    parser.add_argument("--resume", default="", help="checkpoint to continue from (empty: fresh start)")
+    parser.add_argument("--resume", default=os.environ.get("CKPTGUARD_RESUME", ""),
+                        help="checkpoint to continue from (default $CKPTGUARD_RESUME; empty: fresh start)")
     parser.add_argument("--save-every", type=int, default=1, help="save every K epochs (and the last)")
+    parser.add_argument("--sleep", type=float, default=0.0, help="seconds to idle after each epoch (to stretch runs in tests)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
+    torch.set_num_threads(1)  # multi-threaded CPU kernels may sum in another order: not bitwise reproducible
     config = dict(CONFIG)
     torch.manual_seed(config["seed"])
     model = nn.Sequential(nn.Linear(config["in_dim"], config["hidden"]), nn.ReLU(),
@@ -71,9 +81,12 @@ def main():
         model.load_state_dict(ckpt["model_state_dict"])
         optimizer.load_state_dict(ckpt["optimizer_state_dict"])
         start_epoch = ckpt["epoch"] + 1
+        if "rng_state" in ckpt:
+            torch.set_rng_state(ckpt["rng_state"])
         print(f"resumed from {args.resume} at epoch {ckpt['epoch']}", flush=True)
 
     x, y = synthetic_data(config)
+    val_x, val_y = synthetic_data(dict(config, seed=config["seed"] + 1, samples=256))
     for epoch in range(start_epoch, args.epochs + 1):
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config["seed"] * 100003 + epoch))
         total = 0.0
@@ -84,14 +97,28 @@ def main():
             optimizer.step()
             total += loss.item() * len(batch)
         epoch_loss = total / len(x)
+        with torch.no_grad():
+            val_loss = nn.functional.mse_loss(model(val_x), val_y).item()
         line = f"epoch {epoch}/{args.epochs} loss {epoch_loss:.6f}"
         if epoch % args.save_every == 0 or epoch == args.epochs:
             path = os.path.join(args.out, f"ckpt_epoch_{epoch:04d}.pt")
             save_atomic({"epoch": epoch, "model_state_dict": model.state_dict(),
                          "optimizer_state_dict": optimizer.state_dict(), "loss": epoch_loss,
-                         "config": config}, path)
+                         "val_loss": val_loss, "rng_state": torch.get_rng_state(), "config": config}, path)
             line += f" saved {path}"
         print(line, flush=True)
+        report_progress({"epoch": epoch, "step": epoch * len(order.split(config["batch_size"])), "loss": epoch_loss,
+                         "val_loss": val_loss, "total_epochs": args.epochs})
+        if args.sleep > 0:
+            time.sleep(args.sleep)
+
+
+def report_progress(values):
+    """One JSON line for `ckptguard run` (CKPTGUARD_PROGRESS names the file), if it is watching."""
+    path = os.environ.get("CKPTGUARD_PROGRESS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(values) + "\n")
 
 
 if __name__ == "__main__":
