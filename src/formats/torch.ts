@@ -1,7 +1,7 @@
 import { CkptError } from "../errors.js";
 import type { FileSource } from "./file-source.js";
-import { emptyIntegrity, type CheckpointModel, type StorageRecord, type ZipMember } from "./model.js";
-import { readPickle } from "./pickle/machine.js";
+import { emptyIntegrity, type CheckpointModel, type IntegrityFacts, type StorageRecord, type ZipMember } from "./model.js";
+import { readPickle, type PickleResult } from "./pickle/machine.js";
 import { torchPickleOptions } from "./torch-rebuild.js";
 import { collectTensors } from "./tree.js";
 import { readMember, readZipDirectory, verifyMemberCrcs } from "./zip.js";
@@ -42,10 +42,39 @@ export async function readTorchZip(source: FileSource, options: ReadOptions): Pr
   const byteOrder = await readByteOrder(source, byName.get(`${prefix}byteorder`));
   const formatVersion = await readVersion(source, byName.get(`${prefix}version`) ?? byName.get(`${prefix}.data/version`));
 
-  if (options.checkCrc) {
-    // CRC first: a flipped byte inside data.pkl must read as CRC_MISMATCH, not as a pickle error.
-    await verifyMemberCrcs(source, directory.members, integrity, options.onProgress ? { onProgress: options.onProgress } : undefined);
+  // The CRC pass (worker threads on large files) runs while this thread parses the pickle.
+  // readMember checks data.pkl's own CRC, so a flipped pickle byte still reads as CRC_MISMATCH.
+  const crcPass = options.checkCrc
+    ? verifyMemberCrcs(source, directory.members, integrity, options.onProgress ? { onProgress: options.onProgress } : undefined)
+    : Promise.resolve();
+  let parsed: PickleResult;
+  try {
+    parsed = await parseDataPickle(source, pickleMember, prefix, byName, byteOrder, integrity);
+  } catch (error) {
+    await crcPass.catch(() => undefined); // never leave reads running on a file the caller will close
+    throw error;
   }
+  await crcPass;
+  const tensors = collectTensors(parsed.value);
+  return {
+    path: source.path,
+    format: "torch-zip",
+    fileSize: source.size,
+    root: parsed.value,
+    tensors,
+    storages: uniqueStorages(tensors.map((t) => t.storage)),
+    members: directory.members,
+    unsafeGlobals: parsed.unsafeGlobals,
+    integrity,
+    versions: formatVersion === undefined ? {} : { formatVersion },
+  };
+}
+
+/** Reads and unpickles data.pkl; each persistent id becomes a storage located at its `data/<key>` member. */
+async function parseDataPickle(
+  source: FileSource, pickleMember: ZipMember, prefix: string, byName: ReadonlyMap<string, ZipMember>,
+  byteOrder: "little" | "big", integrity: IntegrityFacts,
+): Promise<PickleResult> {
   const pickleBytes = await readMember(source, pickleMember, pickleByteLimit(source.size));
   const pickleOptions = torchPickleOptions(pickleMember.name, (key, dtype, declaredElements) => {
     const member = byName.get(`${prefix}data/${key}`);
@@ -62,19 +91,7 @@ export async function readTorchZip(source: FileSource, options: ReadOptions): Pr
   if (parsed.end !== pickleBytes.length) {
     integrity.defects.push({ code: "TRAILING_DATA", message: `${pickleBytes.length - parsed.end} bytes after the pickle's STOP in ${pickleMember.name}`, member: pickleMember.name });
   }
-  const tensors = collectTensors(parsed.value);
-  return {
-    path: source.path,
-    format: "torch-zip",
-    fileSize: source.size,
-    root: parsed.value,
-    tensors,
-    storages: uniqueStorages(tensors.map((t) => t.storage)),
-    members: directory.members,
-    unsafeGlobals: parsed.unsafeGlobals,
-    integrity,
-    versions: formatVersion === undefined ? {} : { formatVersion },
-  };
+  return parsed;
 }
 
 async function readByteOrder(source: FileSource, member: ZipMember | undefined): Promise<"little" | "big"> {
