@@ -31,6 +31,14 @@ export function substituteResume(args: readonly string[], resume: string | undef
   return out;
 }
 
+/** The token `rehearse` replaces with the directory of the current attempt (DESIGN.md). */
+export const DIR_TOKEN = "{dir}";
+
+/** Replaces `{dir}` in every argument (the program's path included) with `dir`. */
+export function substituteDir(args: readonly string[], dir: string): string[] {
+  return args.map((arg) => arg.split(DIR_TOKEN).join(dir));
+}
+
 export interface ChildEnvironment {
   /** The checkpoint to resume from; `CKPTGUARD_RESUME` is unset when undefined. */
   resume: string | undefined;
