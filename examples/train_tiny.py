@@ -12,15 +12,29 @@ as an uninterrupted one would.
 Under `ckptguard run --dir ckpt/ -- python3 examples/train_tiny.py --out ckpt/ --epochs 5
 --resume {resume}` the resume checkpoint also arrives as CKPTGUARD_RESUME, and each epoch
 appends {"epoch", "step", "loss", "val_loss", "total_epochs"} to the CKPTGUARD_PROGRESS file.
+
+Saving and progress go through ckptguard's Python companion (`atomic_save`, `Progress`) when it
+is importable: installed, on PYTHONPATH (`ckptguard python-path`), or in ../python beside this
+example. Without it the script does the same with the plain code below.
 """
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
 import torch
 from torch import nn
+
+try:
+    import ckptguard
+except ImportError:
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "python"))
+    try:
+        import ckptguard
+    except ImportError:
+        ckptguard = None
 
 CONFIG = {"seed": 0, "in_dim": 16, "hidden": 64, "samples": 1024, "batch_size": 64, "lr": 1e-3}
 
@@ -35,6 +49,9 @@ def synthetic_data(config):
 
 def save_atomic(obj, path):
     """Temp file in the same directory, fsync, rename over `path`, fsync the directory."""
+    if ckptguard is not None:
+        ckptguard.atomic_save(obj, path)  # the same, and also safe against Ctrl-C and a full disk
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
@@ -75,6 +92,8 @@ def main():
                           nn.Linear(config["hidden"], config["hidden"]), nn.ReLU(),
                           nn.Linear(config["hidden"], 1))
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    # One report an epoch: rare enough in real runs that it needs no throttle.
+    progress = ckptguard.Progress(min_interval=0) if ckptguard is not None else None
     start_epoch = 1
     if args.resume:
         ckpt = torch.load(args.resume, map_location="cpu")
@@ -107,14 +126,17 @@ def main():
                          "val_loss": val_loss, "rng_state": torch.get_rng_state(), "config": config}, path)
             line += f" saved {path}"
         print(line, flush=True)
-        report_progress({"epoch": epoch, "step": epoch * len(order.split(config["batch_size"])), "loss": epoch_loss,
+        report_progress(progress, {"epoch": epoch, "step": epoch * len(order.split(config["batch_size"])), "loss": epoch_loss,
                          "val_loss": val_loss, "total_epochs": args.epochs})
         if args.sleep > 0:
             time.sleep(args.sleep)
 
 
-def report_progress(values):
+def report_progress(progress, values):
     """One JSON line for `ckptguard run` (CKPTGUARD_PROGRESS names the file), if it is watching."""
+    if progress is not None:
+        progress.report(**values)
+        return
     path = os.environ.get("CKPTGUARD_PROGRESS")
     if path:
         with open(path, "a") as f:

@@ -88,7 +88,19 @@ export { superviseRun, runPreflight, type RunIo, type RunResult } from "./run/su
 export type { SignalSource } from "./run/stop-signals.js";
 export { RUN_DEFAULTS, type RunOptions } from "./run/options.js";
 /** How a relaunch is built: `{resume}` substitution, the CKPTGUARD_ variables, exponential backoff. */
-export { substituteResume, childEnvironment, backoffDelay, RESUME_TOKEN } from "./run/restart.js";
+export { substituteResume, substituteDir, childEnvironment, backoffDelay, RESUME_TOKEN, DIR_TOKEN } from "./run/restart.js";
+/**
+ * `rehearse(options)`: the pre-launch checklist (`ckptguard rehearse`). Runs the command
+ * once as a reference, checks its checkpoints as a series, SIGKILLs a second run after its
+ * first checkpoint and resumes it via `{resume}`, and compares the two ends. Resolves with
+ * every line (PASS/FAIL/SKIP and a reason), the exit code and the `rehearsal.md` it wrote
+ * into `options.dir`; throws CkptError USAGE on a bad option.
+ */
+export { rehearse, type Rehearsal, type RehearseIo } from "./rehearse/rehearse.js";
+export { REHEARSE_DEFAULTS, type RehearseOptions } from "./rehearse/options.js";
+export { CHECKS, type ChecklistLine, type CheckId, type LineStatus } from "./rehearse/checklist.js";
+export { compareFinals, diagnose, type FinalComparison } from "./rehearse/compare.js";
+export { renderTable, renderMarkdown, REPORT_NAME } from "./rehearse/report.js";
 /** `--keep-last` / `--keep-best`: which verified checkpoints may be deleted. */
 export { selectForDeletion, type RetentionPolicy } from "./run/retention.js";
 /** `status`: a supervised run's health from its run files (alive, dead or stale, position, warnings). */
@@ -112,3 +124,6 @@ export { discoverRuns, runId, type KnownRun } from "./server/runs.js";
 export type { RunSummary, DashboardState, CheckpointView } from "./server/run-view.js";
 /** `run --notify URL`: webhook events (crash, restart, stale, invalid_checkpoint, finish), fire and forget with retries. */
 export { Notifier, checkNotifyUrls, type NotifyEvent, type NotifyEventKind, type NotifierOptions } from "./run/notify.js";
+
+/** `python-path`: the folder of the Python companion (atomic_save, AsyncCheckpointWriter, Progress, ...) shipped in this package. */
+export { pythonCompanionDir } from "./companion/python-path.js";

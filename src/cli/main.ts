@@ -18,6 +18,8 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandRegis
   run: async () => (await import("./run.js")).registerRun,
   status: async () => (await import("./status.js")).registerStatus,
   serve: async () => (await import("./serve.js")).registerServe,
+  rehearse: async () => (await import("./rehearse.js")).registerRehearse,
+  "python-path": async () => (await import("./python-path.js")).registerPythonPath,
 };
 
 /** The registrars `args` needs: the named command's alone, or all of them for help and unknown names. */
