@@ -9,12 +9,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=/usr/bin/python3   # Debian's torch lives in the system interpreter
 OUT=examples/out
 
-if ! "$PYTHON" -c "import torch" 2>/dev/null; then
-  echo "==> installing python3-torch"
+# torch writes the example's checkpoints; GNU time and chromium are what `npm test` needs
+# besides (peak-RSS checks and the dashboard's browser tests).
+missing=()
+"$PYTHON" -c "import torch" 2>/dev/null || missing+=(python3-torch)
+[ -x /usr/bin/time ] || missing+=(time)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-torch
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 
 if ! command -v node >/dev/null 2>&1; then
