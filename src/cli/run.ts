@@ -16,6 +16,8 @@ interface RunFlags {
   dir: string;
   stateDir?: string;
   fresh?: boolean;
+  forceResume?: string;
+  skipValidation?: boolean;
   checkOnly?: boolean;
   minFree?: number;
   maxRestarts?: number;
@@ -57,6 +59,8 @@ export function registerRun(program: Command, ctx: CliContext, setExit: (code: E
     .requiredOption("--dir <dir>", "checkpoint directory the command saves into (created when missing)")
     .option("--state-dir <dir>", "where the run files go (default <dir>/.ckptguard)")
     .option("--fresh", "ignore checkpoints already in --dir for the first launch")
+    .option("--force-resume <path>", "resume from this checkpoint even if newer ones exist (until the run saves its own); it must still verify")
+    .option("--skip-validation", "with --force-resume: resume from it without verifying it (a loud warning, recorded in progress.json)")
     .option("--check-only", "run the preflight checks and exit")
     .option("--min-free <size>", "free space required (default: 3 times the largest checkpoint in --dir)", (v) => parseSize(v, "--min-free"))
     .option("--max-restarts <n>", "relaunches allowed after failures (default 5)", count("--max-restarts"))
@@ -101,7 +105,7 @@ export function registerRun(program: Command, ctx: CliContext, setExit: (code: E
 
 function toRunOptions(command: string[], flags: RunFlags): RunOptions {
   const pairs: Array<[keyof RunOptions, unknown]> = [
-    ["stateDir", flags.stateDir], ["fresh", flags.fresh], ["minFreeBytes", flags.minFree], ["maxRestarts", flags.maxRestarts],
+    ["stateDir", flags.stateDir], ["fresh", flags.fresh], ["forceResume", flags.forceResume], ["skipValidation", flags.skipValidation], ["minFreeBytes", flags.minFree], ["maxRestarts", flags.maxRestarts],
     ["backoffMs", flags.backoff], ["backoffMaxMs", flags.backoffMax], ["maxGapMs", flags.maxGap], ["finalCheck", flags.finalCheck],
     ["keepLast", flags.keepLast], ["keepBest", flags.keepBest], ["metric", flags.metric], ["mode", flags.mode],
     ["totalEpochs", flags.totalEpochs], ["totalSteps", flags.totalSteps], ["heartbeatMs", flags.heartbeat],

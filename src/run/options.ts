@@ -14,6 +14,13 @@ export interface RunOptions {
   stateDir?: string;
   /** Ignore checkpoints already in `dir` for the first launch. */
   fresh?: boolean;
+  /**
+   * Resume from this checkpoint even when newer ones exist, until the run has saved a valid
+   * one of its own. It must pass the resume check unless `skipValidation`.
+   */
+  forceResume?: string;
+  /** With `forceResume`: resume from it unverified, with a VALIDATION_SKIPPED warning in the log and progress.json. */
+  skipValidation?: boolean;
   /** Run the preflight checks and stop. */
   checkOnly?: boolean;
   /** Free bytes required (default: room for 3 checkpoints of the largest size seen). */
@@ -57,8 +64,8 @@ export interface RunOptions {
   notify?: readonly string[];
 }
 
-export type ResolvedRunOptions = Required<Omit<RunOptions, "minFreeBytes" | "maxGapMs" | "keepLast" | "keepBest" | "metric" | "mode" | "totalEpochs" | "totalSteps" | "cwd">>
-  & Pick<RunOptions, "minFreeBytes" | "maxGapMs" | "keepLast" | "keepBest" | "metric" | "mode" | "totalEpochs" | "totalSteps" | "cwd">;
+export type ResolvedRunOptions = Required<Omit<RunOptions, "minFreeBytes" | "maxGapMs" | "keepLast" | "keepBest" | "metric" | "mode" | "totalEpochs" | "totalSteps" | "cwd" | "forceResume">>
+  & Pick<RunOptions, "minFreeBytes" | "maxGapMs" | "keepLast" | "keepBest" | "metric" | "mode" | "totalEpochs" | "totalSteps" | "cwd" | "forceResume">;
 
 export const RUN_DEFAULTS = {
   maxRestarts: 5, backoffMs: 1_000, backoffMaxMs: 5 * 60_000, heartbeatMs: 10_000, progressIntervalMs: 30_000,
@@ -81,12 +88,16 @@ export function resolveRunOptions(options: RunOptions): ResolvedRunOptions {
   }
   if (options.keepLast === 0) throw usage("keepLast", 0, "at least 1 (the newest valid checkpoint is always kept)");
   if (options.mode !== undefined && options.mode !== "min" && options.mode !== "max") throw usage("mode", options.mode, '"min" or "max"');
+  if (options.forceResume !== undefined && (typeof options.forceResume !== "string" || options.forceResume === "")) throw usage("forceResume", options.forceResume, "a checkpoint path");
+  if (options.forceResume !== undefined && options.fresh) throw usage("fresh", options.fresh, "not together with forceResume (--fresh ignores old checkpoints, --force-resume names one)");
+  if (options.skipValidation && options.forceResume === undefined) throw usage("skipValidation", options.skipValidation, "only together with forceResume (--force-resume PATH)");
   const notify = checkNotifyUrls(options.notify ?? []);
   const dir = resolve(options.dir);
   return {
-    ...RUN_DEFAULTS, fresh: false, checkOnly: false, finalCheck: false, hash: false, deep: false, tee: true,
+    ...RUN_DEFAULTS, fresh: false, checkOnly: false, finalCheck: false, hash: false, deep: false, tee: true, skipValidation: false,
     ...withoutUndefined(options),
     dir, command: [...options.command], stateDir: resolve(options.stateDir ?? join(dir, STATE_DIR_NAME)), notify,
+    ...(options.forceResume !== undefined ? { forceResume: resolve(options.forceResume) } : {}),
   };
 }
 

@@ -10,7 +10,7 @@ import { preflight, type PreflightResult } from "./preflight.js";
 import { FINISHED_STATES, type RunState } from "./progress.js";
 import { ProgressFeed } from "./progress-feed.js";
 import { backoffDelay, childEnvironment, substituteResume } from "./restart.js";
-import { chooseResume, resumeLine } from "./resume.js";
+import { chooseForcedResume, chooseResume, resumeLine, type ResumeChoice } from "./resume.js";
 import { applyRetention } from "./retention.js";
 import { readProgress, removeStaleTempFiles, runFiles, touchHeartbeat, writeFailedList, writePidFile, writeProgress, type RunFiles } from "./run-files.js";
 import { RunTracker } from "./run-tracker.js";
@@ -140,12 +140,16 @@ class Supervisor {
     let failuresInARow = 0;
     for (;;) {
       const { options, tracker } = this;
-      const choice = firstLaunch && options.fresh ? { entry: undefined } : await chooseResume(options.dir, this.manifest, options.fresh ? tracker.startedAt : undefined);
+      const choice = await this.chooseResume(firstLaunch);
       firstLaunch = false;
       if (this.stops.received) return this.stopped(this.stops.received);
+      if (choice.refusal !== undefined) return this.finish("failed", { code: "FORCED_RESUME_INVALID", message: choice.refusal });
       if (choice.note) this.say(choice.note);
-      this.say(choice.entry ? resumeLine(choice.entry, tracker.knownTotals) : "Progress: starting fresh (no valid checkpoint to resume from)");
-      const exit = await this.runChild(choice.entry?.path);
+      if (choice.unverified !== undefined) await this.warnValidationSkipped(choice.unverified);
+      this.say(choice.entry ? resumeLine(choice.entry, tracker.knownTotals)
+        : choice.unverified !== undefined ? `Progress: resuming from: ${choice.unverified} (NOT VERIFIED: --skip-validation)`
+          : "Progress: starting fresh (no valid checkpoint to resume from)");
+      const exit = await this.runChild(choice.entry?.path ?? choice.unverified);
       await this.watcher!.flush();
       if (this.stops.received) return this.stopped(this.stops.received);
       if (exit.code === 0) return this.completed();
@@ -161,6 +165,32 @@ class Supervisor {
       await this.persist({ progress: true });
       await this.stops.sleep(delay);
     }
+  }
+
+  /**
+   * The newest valid checkpoint (with `--fresh`, the newest this run wrote). With
+   * `--force-resume`, the named one until the run has saved a valid checkpoint of its own:
+   * newer checkpoints already there are exactly what the user chose to pass over.
+   */
+  private async chooseResume(firstLaunch: boolean): Promise<ResumeChoice> {
+    const { options, tracker } = this;
+    if (options.forceResume === undefined) {
+      return firstLaunch && options.fresh ? { entry: undefined } : chooseResume(options.dir, this.manifest, options.fresh ? tracker.startedAt : undefined);
+    }
+    if (!firstLaunch) {
+      const own = await chooseResume(options.dir, this.manifest, tracker.startedAt, "--force-resume");
+      if (own.entry) return own;
+    }
+    return chooseForcedResume(options.forceResume, options.skipValidation);
+  }
+
+  /** `--skip-validation`: loud in the log, and a warning in progress.json (so `status` exits 1) for the rest of the run. */
+  private async warnValidationSkipped(path: string): Promise<void> {
+    if (this.tracker.warnings.some((w) => w.code === "VALIDATION_SKIPPED")) return;
+    const message = `resuming from ${path} WITHOUT verifying it (--skip-validation): a corrupt or incomplete checkpoint will be loaded as is`;
+    this.tracker.warnings.push({ code: "VALIDATION_SKIPPED", message, since: new Date(this.io.now()).toISOString() });
+    this.say(`WARNING VALIDATION_SKIPPED: ${message}`);
+    await this.persist({ progress: true });
   }
 
   private async runChild(resume: string | undefined): Promise<ChildExit> {

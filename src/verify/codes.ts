@@ -82,6 +82,8 @@ export const PROBLEM_CODES = {
   SAVE_GAP: { verdict: "incomplete", severity: "warning", meaning: "run: no new valid checkpoint for longer than --max-gap (in run.log, progress.json and status)" },
   RESTARTS_EXHAUSTED: { verdict: "incomplete", severity: "error", meaning: "run: the command kept failing; --max-restarts relaunches were used up" },
   FINAL_CHECK_FAILED: { verdict: "incomplete", severity: "error", meaning: "run --final-check: after exit 0 the last checkpoint is missing, invalid, incomplete, not the newest, or short of the total" },
+  FORCED_RESUME_INVALID: { verdict: "incomplete", severity: "error", meaning: "run --force-resume: the checkpoint named does not exist or fails the resume check (valid, NaN/Inf-free, complete); nothing is resumed from it" },
+  VALIDATION_SKIPPED: { verdict: "incomplete", severity: "warning", meaning: "run --force-resume --skip-validation: the named checkpoint was resumed from without being verified (in run.log, progress.json and status)" },
   RUN_STOPPED: { verdict: "incomplete", severity: "error", meaning: "run: stopped by SIGINT, SIGTERM or SIGHUP before the command finished" },
   NOT_A_RUN: { verdict: "unreadable", severity: "error", meaning: "status: the directory has no run files (.ckptguard/progress.json)" },
   SERVE_FAILED: { verdict: "unreadable", severity: "error", meaning: "serve: cannot listen on --host/--port (the port is in use, or the address is not this machine's)" },
