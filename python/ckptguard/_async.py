@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Deque, Dict, Optional, Tuple
 
 from ._atomic import PathLike, atomic_save
+from ._cli import find_cli
 from ._snapshot import snapshot_to_cpu
 
 logger = logging.getLogger("ckptguard")
@@ -52,6 +53,8 @@ class AsyncCheckpointWriter:
     def __init__(self, max_pending: int = 1, *, verify: bool = False, keep_failed: bool = False) -> None:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be an integer >= 1, got {max_pending!r} ({type(max_pending).__name__})")
+        if verify:
+            find_cli()  # CLI_NOT_FOUND now, not on the save after the first one fails
         self.max_pending = max_pending
         self.verify = verify
         self.keep_failed = keep_failed

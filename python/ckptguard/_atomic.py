@@ -70,7 +70,7 @@ class _GuardedFile:
         try:
             if self.failure is None:
                 self._raw.write(data)
-        except BaseException as error:  # noqa: B902 - recorded and re-raised after torch.save
+        except BaseException as error:  # recorded, and raised once torch.save has returned
             self.failure = error
         return len(data)
 

@@ -12,6 +12,8 @@ from ._errors import CkptguardError
 
 # The CLI's one-line errors: `ckptguard: [FILE: ]CODE: message` (src/cli/run-main.ts).
 _ERROR_LINE = re.compile(r"^ckptguard: (?:.*?: )?([A-Z][A-Z0-9_]+): (.*)$", re.MULTILINE)
+# False once a CLI has said its `latest` takes no --json (older than the flag): not asked again.
+_latest_takes_json = True
 
 
 def latest_checkpoint(directory: PathLike, *, best: bool = False, kind: Optional[str] = None,
@@ -43,9 +45,13 @@ def latest_checkpoint(directory: PathLike, *, best: bool = False, kind: Optional
     for path, value in expectations.items():
         args += ["--expect", f"{path}={json.dumps(value)}"]
 
-    result = run_cli([*args, "--json"])
-    if result.returncode == 2 and "unknown option '--json'" in result.stderr:
-        result = run_cli(args)  # a CLI whose latest has no --json yet prints the bare path
+    global _latest_takes_json
+    result = run_cli([*args, "--json"]) if _latest_takes_json else None
+    if result is not None and result.returncode == 2 and "unknown option '--json'" in result.stderr:
+        _latest_takes_json = False
+        result = None
+    if result is None:
+        result = run_cli(args)  # a CLI whose latest has no --json prints the bare path
         if result.returncode == 0:
             return result.stdout.strip() or None
     elif result.returncode == 0:

@@ -217,6 +217,13 @@ class WriterTest(TempDirTestCase):
             writer.close()
         self.assertEqual(self.listing(), ["1.pt", "2.pt", "3.pt"])
 
+    def test_verify_without_the_cli_fails_when_the_writer_is_made(self) -> None:
+        from ckptguard import CkptguardError
+
+        with mock.patch.dict(os.environ, {"PATH": self.dir}), self.assertRaises(CkptguardError) as caught:
+            AsyncCheckpointWriter(verify=True)
+        self.assertEqual(caught.exception.code, "CLI_NOT_FOUND")
+
     def test_max_pending_must_be_a_positive_integer(self) -> None:
         for bad in (0, -1, 1.5, "2", True):
             with self.assertRaisesRegex(ValueError, "max_pending"):

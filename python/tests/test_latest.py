@@ -1,13 +1,17 @@
 """latest_checkpoint: the resume path from `ckptguard latest`, or None."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import stat
+import sys
 import unittest
 from unittest import mock
 
 from _support import TempDirTestCase, requires_cli, requires_torch
 
+import ckptguard._latest as latest_module
 from ckptguard import CkptguardError, atomic_save, latest_checkpoint
 
 
@@ -68,6 +72,61 @@ class LatestCheckpointTest(TempDirTestCase):
         with mock.patch.dict(os.environ, {"PATH": self.dir}), self.assertRaises(CkptguardError) as caught:
             latest_checkpoint(self.dir)
         self.assertEqual(caught.exception.code, "CLI_NOT_FOUND")
+
+
+class LatestCheckpointProtocolTest(TempDirTestCase):
+    """Against a stand-in `ckptguard` that records its argv: what is asked, and how answers are read."""
+
+    def fake_cli(self, script: str) -> str:
+        bin_dir = self.path("bin")
+        os.mkdir(bin_dir)
+        cli = os.path.join(bin_dir, "ckptguard")
+        with open(cli, "w", encoding="utf-8") as f:
+            f.write(f"#!{sys.executable}\nimport json, sys\n"
+                    f"open({self.path('argv.json')!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n{script}\n")
+        os.chmod(cli, os.stat(cli).st_mode | stat.S_IXUSR)
+        for patcher in (mock.patch.dict(os.environ, {"PATH": bin_dir}), mock.patch.object(latest_module, "_latest_takes_json", True)):
+            patcher.start()
+            self.addCleanup(patcher.stop)
+        return cli
+
+    def calls(self) -> list:
+        with open(self.path("argv.json"), encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def test_asks_for_json_and_passes_expectations_as_json_values(self) -> None:
+        self.fake_cli("print(json.dumps({'path': '/runs/a/ckpt_9.pt'}))")
+        found = latest_checkpoint(self.dir, best=True, kind="any", expect={"config.lr": 3e-4},
+                                  config__name="tiny", config__hidden=64, resumed=None)
+        self.assertEqual(found, "/runs/a/ckpt_9.pt")
+        (argv,) = self.calls()
+        self.assertEqual(argv[:5], ["latest", self.dir, "--quiet", "--best", "--kind"])
+        expects = [argv[i + 1] for i, a in enumerate(argv) if a == "--expect"]
+        self.assertEqual(expects, ["config.lr=0.0003", 'config.name="tiny"', "config.hidden=64", "resumed=null"])
+        self.assertEqual(argv[-1], "--json")
+
+    def test_a_json_answer_without_a_path_is_none(self) -> None:
+        self.fake_cli("print(json.dumps({'path': None}))")
+        self.assertIsNone(latest_checkpoint(self.dir))
+
+    def test_falls_back_to_the_bare_path_once_when_latest_has_no_json_flag(self) -> None:
+        self.fake_cli(
+            "if '--json' in sys.argv:\n"
+            "    sys.stderr.write(\"error: unknown option '--json'\\n\"); sys.exit(2)\n"
+            "print('/runs/a/ckpt_3.pt')")
+        self.assertEqual(latest_checkpoint(self.dir), "/runs/a/ckpt_3.pt")
+        self.assertEqual(latest_checkpoint(self.dir), "/runs/a/ckpt_3.pt")
+        self.assertEqual([call[-1] for call in self.calls()], ["--json", "--quiet", "--quiet"], "--json is not asked again")
+
+    def test_no_valid_checkpoint_is_none_and_other_errors_raise_with_their_code(self) -> None:
+        self.fake_cli(
+            "sys.stderr.write('ckptguard: ' + sys.argv[2] + ': ' + ('NO_VALID_CHECKPOINT: none' if 'empty' in sys.argv[2] "
+            "else 'PERMISSION_DENIED: cannot read') + '\\n'); sys.exit(1)")
+        os.mkdir(self.path("empty"))
+        self.assertIsNone(latest_checkpoint(self.path("empty")))
+        with self.assertRaises(CkptguardError) as caught:
+            latest_checkpoint(self.dir)
+        self.assertEqual(caught.exception.code, "PERMISSION_DENIED")
 
 
 if __name__ == "__main__":

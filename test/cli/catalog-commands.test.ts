@@ -61,6 +61,27 @@ describe("catalog commands", () => {
       assert.match(result.stderr, /^ckptguard: .*main: NO_VALID_CHECKPOINT: none of the 7 checkpoints .* is valid, complete and finished writing\n$/);
     });
 
+    it("--json prints the chosen checkpoint with its epoch and verdict, and what was skipped and why", async () => {
+      const result = await runCli(["latest", run("main"), "--json", "--quiet"]);
+      assert.equal(result.code, 0, result.stderr);
+      const answer = JSON.parse(result.stdout);
+      assert.equal(answer.path, join(run("main"), runs!.expected.main.latest));
+      assert.deepEqual([answer.chosen.path, answer.chosen.verdict, answer.chosen.check], [answer.path, "valid", "full"]);
+      assert.equal(answer.reason, null);
+      const truncated = answer.skipped.find((e: any) => e.path.endsWith("ckpt_epoch_0005.pt"));
+      assert.equal(truncated.verdict, "corrupt");
+      assert.ok(truncated.problems.some((p: any) => p.code === "TRUNCATED"));
+    });
+
+    it("--json with no qualifying checkpoint prints path null and the reason, and still exits 1", async () => {
+      const result = await runCli(["latest", run("main"), "--json", "--quiet", "--expect", "config.epochs=11"]);
+      assert.equal(result.code, 1);
+      const answer = JSON.parse(result.stdout);
+      assert.deepEqual([answer.path, answer.chosen], [null, null]);
+      assert.match(answer.reason, /none of the 7 checkpoints/);
+      assert.match(result.stderr, /NO_VALID_CHECKPOINT/);
+    });
+
     it("exits 2 naming the option for a bad --mode, --kind or --settle-ms", async () => {
       for (const args of [["--mode", "lowest"], ["--kind", "weights"], ["--settle-ms", "-5"]]) {
         const result = await runCli(["latest", run("main"), ...args]);

@@ -5,19 +5,19 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { parseProgressLine } from "../../src/run/progress-feed.js";
-import { CLI, REPO_ROOT, TEST_TMP, TORCH_PYTHON, type ProcessResult } from "../helpers/torch.js";
+import { CLI, REPO_ROOT, runCli, TEST_TMP, TORCH_PYTHON, type ProcessResult } from "../helpers/torch.js";
 
 const PYTHON_DIR = join(REPO_ROOT, "python");
 /** A race the suite reports as a skip (a save that finished before Ctrl-C arrived); nothing else may skip. */
 const MAY_SKIP = new Set(["test_ctrl_c_while_torch_writes_never_aborts_the_process"]);
 
 /** Runs `TORCH_PYTHON ...args` with the companion importable and `ckptguard` (the build) on PATH. */
-function runCompanionPython(args: string[], binDir: string, timeoutMs: number): Promise<ProcessResult> {
+function runCompanionPython(args: string[], binDir: string, timeoutMs: number, cwd = REPO_ROOT): Promise<ProcessResult> {
   const env = {
     ...process.env,
     PATH: `${binDir}${delimiter}${process.env.PATH ?? ""}`,
@@ -25,7 +25,7 @@ function runCompanionPython(args: string[], binDir: string, timeoutMs: number): 
     PYTHONDONTWRITEBYTECODE: "1", // no __pycache__ inside the shipped python/ folder
   };
   return new Promise((resolvePromise) => {
-    execFile(TORCH_PYTHON, args, { cwd: REPO_ROOT, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: "SIGKILL" },
+    execFile(TORCH_PYTHON, args, { cwd, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: "SIGKILL" },
       (error, stdout, stderr) => {
         const failure = error as (Error & { code?: unknown; signal?: NodeJS.Signals | null; killed?: boolean }) | null;
         resolvePromise({
@@ -91,5 +91,26 @@ describe("the Python companion", () => {
     assert.equal(lines[1]?.step, 1300);
     assert.equal(lines[1]?.loss, undefined);
     assert.equal(lines[1]?.values.loss, "nan");
+  });
+
+  it("runs the README's example, which resumes from the newest valid checkpoint", { timeout: 120_000 }, async () => {
+    const readme = await readFile(join(REPO_ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Python companion"));
+    const code = /```python\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(code, "the Python companion section has a python example");
+    const cwd = await mkdtemp(join(scratch, "readme-"));
+    const ckpt = (name: string): string => join(cwd, "ckpt", name);
+
+    const first = await runCompanionPython(["-c", code], binDir, 100_000, cwd);
+    assert.equal(first.code, 0, first.stderr);
+    const before = await Promise.all(["step_000099.pt", "step_000199.pt"].map(async (n) => (await stat(ckpt(n))).mtimeMs));
+    // The newest save is torn: the second run must resume from step 199, not start over.
+    await truncate(ckpt("step_000299.pt"), 1000);
+    const second = await runCompanionPython(["-c", code], binDir, 100_000, cwd);
+    assert.equal(second.code, 0, second.stderr);
+    const after = await Promise.all(["step_000099.pt", "step_000199.pt"].map(async (n) => (await stat(ckpt(n))).mtimeMs));
+    assert.deepEqual(after, before, "the checkpoints before the resume point are not written again");
+    const latest = await runCli(["latest", join(cwd, "ckpt")]);
+    assert.equal(latest.stdout.trim(), ckpt("step_000299.pt"), latest.stderr);
   });
 });
