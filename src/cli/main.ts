@@ -20,6 +20,8 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandRegis
   serve: async () => (await import("./serve.js")).registerServe,
   rehearse: async () => (await import("./rehearse.js")).registerRehearse,
   "python-path": async () => (await import("./python-path.js")).registerPythonPath,
+  units: async () => (await import("./units.js")).registerUnits,
+  "mark-done": async () => (await import("./mark-done.js")).registerMarkDone,
 };
 
 /** The registrars `args` needs: the named command's alone, or all of them for help and unknown names. */

@@ -85,6 +85,8 @@ export const PROBLEM_CODES = {
   FORCED_RESUME_INVALID: { verdict: "incomplete", severity: "error", meaning: "run --force-resume: the checkpoint named does not exist or fails the resume check (valid, NaN/Inf-free, complete); nothing is resumed from it" },
   VALIDATION_SKIPPED: { verdict: "incomplete", severity: "warning", meaning: "run --force-resume --skip-validation: the named checkpoint was resumed from without being verified (in run.log, progress.json and status)" },
   RUN_STOPPED: { verdict: "incomplete", severity: "error", meaning: "run: stopped by SIGINT, SIGTERM or SIGHUP before the command finished" },
+  BAD_UNIT_NAME: { verdict: "unreadable", severity: "error", meaning: "completion markers: a unit name outside letters, digits, _ . - in /-separated parts (docs/markers.md), so it could escape .done/ or hide" },
+  OUTPUT_MISSING: { verdict: "incomplete", severity: "error", meaning: "completion markers: an output named when marking a unit done is missing or not a regular file; no marker is written" },
   NOT_A_RUN: { verdict: "unreadable", severity: "error", meaning: "status: the directory has no run files (.ckptguard/progress.json)" },
   SERVE_FAILED: { verdict: "unreadable", severity: "error", meaning: "serve: cannot listen on --host/--port (the port is in use, or the address is not this machine's)" },
 } as const satisfies Record<string, CodeInfo>;
