@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import stat
 import tempfile
 import threading
 import time
-from typing import IO, Any, Callable, Iterator, Optional, Union
+from typing import IO, Any, Callable, Iterator, List, Optional, Union
 
 from ._cli import find_cli, verify_files
 
@@ -34,8 +35,8 @@ def atomic_save(obj: Any, path: PathLike, *, verify: bool = False, keep_failed: 
     previous file at ``path`` is untouched and the temp file removed; with ``keep_failed=True``
     the temp file is moved aside to ``PATH.failed-<UTC time>-XXXX.tmp`` for inspection
     (logged, and set as ``failed_path`` on a CkptguardError). The exception is re-raised.
-    A process killed outright (SIGKILL, power loss) leaves the temp file behind and ``path``
-    as it was.
+    A process killed outright (SIGKILL, power loss) leaves ``path`` as it was and its temp file
+    behind; the next save to ``path`` removes such temp files of processes that no longer run.
 
     Returns ``path`` as a string.
     """
@@ -115,6 +116,8 @@ def write_atomically(path: PathLike, write: Callable[[IO[bytes]], Any], *, verif
     directory = os.path.dirname(os.path.abspath(path))
     if verify:
         find_cli()  # a missing CLI fails before anything is written
+    # Before writing: a killed save's temp file may be what would make this one hit a full disk.
+    remove_stale_temp_files(path)
     mode = _new_file_mode(path)
     fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
     try:
@@ -131,6 +134,58 @@ def write_atomically(path: PathLike, write: Callable[[IO[bytes]], Any], *, verif
         raise
     fsync_directory(directory)
     return path
+
+
+def remove_stale_temp_files(path: PathLike) -> List[str]:
+    """Removes the temp files that saves to ``path`` left behind when their process was killed
+    outright (``.NAME.PID.XXXX.tmp`` whose PID no longer runs); returns their paths.
+
+    Only ``path``'s own temp names are considered, never another target's or a ``keep_failed``
+    file. A temp file whose PID runs (this process's, another saver's, or a reused PID) is left
+    alone: it may be a save in progress. PIDs are this machine's, so two machines must not save
+    to one path on a shared file system (the last rename would win anyway). Never raises: a
+    file that cannot be removed is logged and skipped.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    # mkstemp's random part never holds a dot, so the name parses from its end however many
+    # dots NAME has, and another target's temp (``.NAME.1.PID.XXXX.tmp``) never matches.
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(path))}\.(\d+)\.[a-z0-9_]+\.tmp")
+    removed: List[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        stale = os.path.join(directory, name)
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            continue  # another saver cleaned it up first
+        except OSError as error:
+            logger.warning("could not remove %s, left by a killed save: %s", stale, error)
+            continue
+        logger.info("removed %s, left by a save whose process was killed", stale)
+        removed.append(stale)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    """Signal 0 checks existence without sending anything. Only ESRCH means gone: EPERM is a
+    process of another user, and a PID kill() cannot take (0 is our own group, or too large to
+    be one) was never a saver's, so its file is left alone too."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
 
 
 def fsync_directory(directory: str) -> None:

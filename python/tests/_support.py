@@ -50,8 +50,9 @@ def run_python(code: str, *, env: Optional[Dict[str, str]] = None, timeout: floa
                           stderr=subprocess.PIPE, text=True, env=child_env(env), timeout=timeout, check=False)
 
 
-def start_python(code: str, *, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+def start_python(code: str, *, env: Optional[Dict[str, str]] = None, stdin: Optional[int] = None) -> subprocess.Popen:
+    """Starts ``code`` like run_python; ``stdin=subprocess.PIPE`` to talk to it."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdin=stdin, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=child_env(env))
 
 

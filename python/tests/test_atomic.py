@@ -2,11 +2,18 @@
 failed save leaves no temp file behind (or moves it aside when asked)."""
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
+import random
 import signal
 import stat
+import subprocess
+import threading
+import time
 import unittest
+from typing import Optional, Tuple
 from unittest import mock
 
 from _support import (TempDirTestCase, requires_cli, requires_torch, run_python, start_python, temp_files,
@@ -121,6 +128,24 @@ class AtomicSaveTest(TempDirTestCase):
         child.communicate(timeout=30)
         self.assert_old_checkpoint_intact()
         self.assertEqual(len(temp_files(self.dir)), 1, "a killed save leaves its temp file, never a partial ckpt.pt")
+        atomic_save({"step": 2}, self.target)
+        self.assertEqual(self.listing(), ["ckpt.pt"], "the next save removes the killed save's temp file")
+
+    def test_a_save_removes_only_its_own_targets_temp_files_of_processes_that_are_gone(self) -> None:
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # reaped: a zombie would still answer kill(pid, 0)
+        names = {
+            "killed": f".ckpt.pt.{gone.pid}.abcd1234.tmp",
+            "in_progress": f".ckpt.pt.{os.getpid()}.abcd1234.tmp",  # a save of a live process
+            "other_target": f".other.pt.{gone.pid}.abcd1234.tmp",
+            "longer_target": f".ckpt.pt.1.{gone.pid}.abcd1234.tmp",  # ckpt.pt.1's, not ckpt.pt's
+            "kept_failed": "ckpt.pt.failed-20240101T000000Z-abcd1234.tmp",
+        }
+        for name in names.values():
+            with open(self.path(name), "wb") as f:
+                f.write(b"PK\x03\x04 half a checkpoint")
+        atomic_save({"step": 2}, self.target)
+        self.assertEqual(self.listing(), sorted(["ckpt.pt", *(n for k, n in names.items() if k != "killed")]))
 
     def test_ctrl_c_mid_save_raises_keyboard_interrupt_and_removes_the_temp(self) -> None:
         child = self.start_big_save_and_wait_for_its_temp("import os, time; os.fsync = lambda fd: time.sleep(60)")
@@ -199,6 +224,150 @@ class AtomicSaveVerifyTest(TempDirTestCase):
         self.assertEqual(read(self.target), self.old_bytes)
         self.assertEqual(self.listing(), ["ckpt.pt"])
 
+
+# One fresh process per save, forked from a server that has imported torch: importing torch takes
+# about 2 s, which 50 saves cannot afford each. The server reaps each save's process before it
+# answers "exited", so the test never sees a zombie (which kill(pid, 0) would call alive). The
+# content differs per step: both tensors are filled with it, so a mix of two saves cannot pass.
+FORK_SERVER = """
+    import os, sys, traceback
+    import torch
+    from ckptguard import atomic_save
+    torch.set_num_threads(1)  # no OpenMP pool in this process, so forked children may use one
+    print("ready", flush=True)
+    for line in sys.stdin:
+        step = int(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                checkpoint = {"step": step, "model": {"w": torch.full((1 << 20,), float(step)),
+                                                      "b": torch.full((256, 1024), -float(step))}}
+                os.write(1, f"saving {os.getpid()}\\n".encode())
+                atomic_save(checkpoint, TARGET)
+                os.write(1, b"saved\\n")
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(f"exited {status}", flush=True)
+"""
+
+
+@requires_torch
+@requires_cli
+class AtomicSaveKilledAtRandomTest(TempDirTestCase):
+    """SIGKILL at random points of 50 saves over one checkpoint (issue #10)."""
+
+    SAVES = 50
+
+    def setUp(self) -> None:
+        super().setUp()
+        import torch
+
+        self.torch = torch
+        self.target = self.path("ckpt.pt")
+        self.server = start_python(FORK_SERVER.replace("TARGET", repr(self.target)), stdin=subprocess.PIPE)
+        # A hung server would block readline forever; killing it turns that into an EOF and a failure.
+        watchdog = threading.Timer(300, self.server.kill)
+        watchdog.start()
+        self.addCleanup(lambda: (watchdog.cancel(), self.server.poll() is None and self.server.kill(),
+                                 self.server.communicate()))
+        self.assertEqual(self.read_line(), "ready")
+
+    def read_line(self) -> str:
+        line = self.server.stdout.readline()
+        if not line:
+            raise AssertionError(f"the fork server ended: {self.server.wait()} {self.server.stderr.read()[-3000:]}")
+        return line.strip()
+
+    def save(self, step: int, kill_after: Optional[float] = None) -> Tuple[bool, float]:
+        """Saves ``step`` in a fresh process, SIGKILLed ``kill_after`` seconds after it starts
+        atomic_save (unless it finished first); returns (whether the save finished, seconds from
+        start to finish as this process saw them)."""
+        self.server.stdin.write(f"{step}\n")
+        self.server.stdin.flush()
+        word, pid = self.read_line().split()
+        self.assertEqual(word, "saving")
+        started = time.perf_counter()
+        if kill_after is not None:
+            time.sleep(kill_after)
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it finished and the server reaped it (its pid is not reused within microseconds)
+        line = self.read_line()
+        finished = line == "saved"
+        elapsed = time.perf_counter() - started
+        if finished:
+            line = self.read_line()
+        status = int(line.split()[1])  # waitpid's: 0 for exit 0, the signal number when killed
+        if kill_after is None:
+            self.assertEqual(status, 0, "a save nobody kills succeeds")
+        elif not finished:
+            self.assertEqual(status, signal.SIGKILL, "killed by the signal, not failed on its own")
+        return finished, elapsed
+
+    def assert_whole_checkpoint_of(self, steps: Tuple[int, ...]) -> int:
+        """The path loads with torch as the checkpoint of one of ``steps``; returns that step."""
+        loaded = self.torch.load(self.target)
+        step = loaded["step"]
+        self.assertIn(step, steps, "the old checkpoint or the new one, nothing else")
+        self.assertTrue(bool((loaded["model"]["w"] == step).all()) and bool((loaded["model"]["b"] == -step).all()),
+                        f"the tensors of step {step} are those it saved")
+        return step
+
+    def keep_for_verification(self, name: str) -> Tuple[str, str]:
+        """A hard link to what the path holds now, and its SHA-256: atomic_save never writes into
+        an existing file, so the link keeps these bytes while later saves replace the path."""
+        kept = self.path("kept", name)
+        os.link(self.target, kept)
+        return kept, hashlib.sha256(read(kept)).hexdigest()
+
+    def test_the_path_always_holds_a_whole_old_or_new_checkpoint_and_temp_files_do_not_pile_up(self) -> None:
+        seed = int(os.environ.get("CKPTGUARD_TEST_SEED") or random.SystemRandom().randrange(1 << 32))
+        rng = random.Random(seed)
+        os.mkdir(self.path("kept"))
+        # The kill delays span one save, measured here the way the kills see it (the fastest of
+        # three, so a load spike does not stretch the range past the save). Drawn up to 1.5
+        # times that, a few saves finish before their kill, and those must leave no temp file.
+        durations = [self.save(step)[1] for step in (0, 0, 0)]
+        window = 1.5 * min(durations)
+        current, interrupted, kept = 0, 0, {}
+        step = 0
+        try:
+            for step in range(1, self.SAVES + 1):
+                finished, _ = self.save(step, kill_after=rng.uniform(0, window))
+                current = self.assert_whole_checkpoint_of((step,) if finished else (current, step))
+                path, digest = self.keep_for_verification(f"after-save-{step:03d}.pt")
+                kept[path] = digest
+                leftovers = temp_files(self.dir)
+                if finished:
+                    self.assertEqual(leftovers, [], f"save {step} finished: it removed every killed save's temp")
+                else:
+                    # Each save removes the temp files of the saves killed before it, so at most
+                    # the one it left itself remains (none when it was killed before creating it).
+                    self.assertLessEqual(len(leftovers), 1, leftovers)
+                    interrupted += len(leftovers)
+            step = self.SAVES + 1
+            self.save(step)
+            self.assert_whole_checkpoint_of((step,))
+            self.assertEqual(temp_files(self.dir), [], "the next whole save leaves no temp file behind")
+            self.assertEqual(self.listing(), ["ckpt.pt", "kept"])
+            self.assertGreater(interrupted, 0, f"no kill landed mid-write (saves took {durations} s): nothing was tested")
+
+            # One CLI call for all 50 (each call costs ~0.4 s of node startup), on the very bytes
+            # the path held after each kill.
+            self.assertEqual({path: hashlib.sha256(read(path)).hexdigest() for path in kept}, kept)
+            result = subprocess.run(["ckptguard", "verify", "--json", self.path("kept")], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+            verdicts = {f["path"]: f["verdict"] for f in json.loads(result.stdout)["files"]}
+            self.assertEqual(verdicts, {path: "valid" for path in kept}, result.stderr)
+            self.assertEqual(result.returncode, 0, result.stderr)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n(seed {seed}, at step {step}; rerun with CKPTGUARD_TEST_SEED={seed})") from None
 
 if __name__ == "__main__":
     unittest.main()

@@ -61,6 +61,17 @@ export async function heartbeatAge(files: RunFiles, now: number): Promise<number
   return info === undefined ? undefined : now - info.mtimeMs;
 }
 
+/**
+ * When the training script last reported progress (ms since the epoch): the newer mtime of the
+ * progress feed and of the heartbeat the Python companion's `Progress` touches beside it
+ * (`progress.jsonl.heartbeat`, with every line it writes); undefined when it never reported.
+ */
+export async function lastProgressReport(files: RunFiles): Promise<number | undefined> {
+  const times = await Promise.all([files.progressFeed, `${files.progressFeed}.heartbeat`].map(async (path) => (await stat(path).catch(() => undefined))?.mtimeMs));
+  const known = times.filter((time): time is number => time !== undefined);
+  return known.length === 0 ? undefined : Math.max(...known);
+}
+
 export async function writeProgress(files: RunFiles, progress: ProgressJson): Promise<void> {
   await writeJsonAtomic(files.progress, progress);
 }

@@ -10,6 +10,8 @@ import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { parseProgressLine } from "../../src/run/progress-feed.js";
+import { getJson } from "../helpers/serve.js";
+import { readJsonIfPresent, startCli, stopAll, waitFor } from "../helpers/supervised.js";
 import { CLI, REPO_ROOT, runCli, TEST_TMP, TORCH_PYTHON, type ProcessResult } from "../helpers/torch.js";
 
 const PYTHON_DIR = join(REPO_ROOT, "python");
@@ -54,6 +56,7 @@ describe("the Python companion", () => {
   });
 
   after(async () => {
+    await stopAll();
     await rm(scratch, { recursive: true, force: true });
   });
 
@@ -91,6 +94,66 @@ describe("the Python companion", () => {
     assert.equal(lines[1]?.step, 1300);
     assert.equal(lines[1]?.loss, undefined);
     assert.equal(lines[1]?.values.loss, "nan");
+  });
+
+  it("shows what a script reports with Progress under ckptguard run in status and on the dashboard's API", { timeout: 120_000 }, async () => {
+    const dir = join(scratch, "progress-run");
+    const release = join(scratch, "progress-release");
+    const script = join(scratch, "report_progress.py");
+    // Reports, then holds still until the test has looked, then reports once more and exits.
+    await writeFile(script, [
+      "import os, sys, time",
+      "from ckptguard import Progress",
+      "progress = Progress(min_interval=0)",
+      "assert progress.enabled, 'ckptguard run names the feed in CKPTGUARD_PROGRESS'",
+      "progress.report(step=1200, epoch=3, loss=0.41, total_epochs=10, lr=3e-4)",
+      "while not os.path.exists(sys.argv[1]):",
+      "    time.sleep(0.02)",
+      "progress.report(step=1300, epoch=4, loss=0.35)",
+    ].join("\n"));
+    const env = { ...process.env, PYTHONPATH: PYTHON_DIR, PYTHONDONTWRITEBYTECODE: "1", CKPTGUARD_TOKEN: "" };
+    const startedAt = Date.now();
+    const run = startCli(["run", "--dir", dir, "--heartbeat", "300ms", "--progress-interval", "300ms", "--poll", "200ms", "--quiet",
+      "--", TORCH_PYTHON, script, release], env);
+    await waitFor("the first report in progress.json", async () =>
+      (await readJsonIfPresent(join(dir, ".ckptguard/progress.json")).catch(() => undefined))?.step === 1200, 60_000, 50);
+
+    const live = await runCli(["status", dir, "--json"]);
+    assert.equal(live.code, 0, live.stderr);
+    const status = JSON.parse(live.stdout);
+    assert.deepEqual([status.state, status.alive, status.step, status.epoch, status.loss, status.total_epochs], ["running", true, 1200, 3, 0.41, 10]);
+    // When the script last reported: Progress's heartbeat (and the feed) beside progress.jsonl.
+    const reportedAt = Date.parse(status.last_report_at);
+    assert.ok(reportedAt >= startedAt - 1_000 && reportedAt <= Date.now(), status.last_report_at);
+    assert.equal(typeof status.last_report_age_ms, "number");
+    const human = await runCli(["status", dir]);
+    assert.match(human.stdout, /progress {3}epoch 3\/10, step 1200, loss 0\.41000, .*reported [\d.]+m?s ago/);
+
+    const serve = startCli(["serve", dir, "--port", "0"], env);
+    const url = await waitFor("serve's address", () => /at (http:\/\/\S+\/)/.exec(serve.output())?.[1], 20_000, 20);
+    const summary = await waitFor("the run on /api/runs", async () => (await getJson(`${url}api/runs`)).json.runs[0], 20_000, 100);
+    assert.deepEqual([summary.dir, summary.state, summary.step, summary.epoch, summary.loss, summary.total_epochs], [dir, "running", 1200, 3, 0.41, 10]);
+    assert.equal(summary.last_report_at, status.last_report_at);
+    const detail = await getJson(`${url}api/runs/${summary.id}`);
+    assert.equal(detail.status, 200);
+    assert.deepEqual(
+      { step: detail.json.progress.reported.step, epoch: detail.json.progress.reported.epoch, loss: detail.json.progress.reported.loss, lr: detail.json.progress.reported.lr },
+      { step: 1200, epoch: 3, loss: 0.41, lr: 3e-4 },
+    );
+
+    await writeFile(release, "");
+    const result = await run.exited;
+    assert.equal(result.code, 0, result.stderr);
+    const done = JSON.parse((await runCli(["status", dir, "--json"])).stdout);
+    assert.deepEqual([done.state, done.step, done.epoch, done.loss], ["completed", 1300, 4, 0.35]);
+    assert.ok(Date.parse(done.last_report_at) >= reportedAt);
+    const finished = await waitFor("the finished run on /api/runs", async () => {
+      const run = (await getJson(`${url}api/runs`)).json.runs[0];
+      return run?.state === "finished" ? run : undefined;
+    }, 20_000, 100);
+    assert.deepEqual([finished.step, finished.epoch, finished.loss], [1300, 4, 0.35]);
+    serve.child.kill("SIGINT");
+    assert.equal((await serve.exited).code, 0);
   });
 
   it("runs the README's example, which resumes from the newest valid checkpoint", { timeout: 120_000 }, async () => {
