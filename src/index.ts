@@ -86,6 +86,18 @@ export { checkRun, type RunCheck, type CheckRunOptions, FAILED_LIST_NAME } from 
  */
 export { superviseRun, runPreflight, type RunIo, type RunResult } from "./run/supervisor.js";
 export type { SignalSource } from "./run/stop-signals.js";
+/**
+ * `run --workers N`: `superviseWorkers(options)` runs N worker processes over `units`, hands each
+ * launch pending units (`{worker}`, `{units}`, CKPTGUARD_WORKER/_UNITS), counts a unit done only
+ * when its completion marker verifies after its launch exits, and retries the rest on another
+ * worker up to `maxRetries` (then UNIT_FAILED, exit 1).
+ */
+export { superviseWorkers } from "./run/workers/pool.js";
+export type { WorkerRunOptions } from "./run/workers/options.js";
+export { substituteWorker, workerEnvironment, WORKER_TOKEN, UNITS_TOKEN } from "./run/workers/launch-args.js";
+export type { WorkerSlotJson, WorkerState } from "./run/workers/worker-status.js";
+export type { UnitCounts } from "./run/workers/scheduler.js";
+
 export { RUN_DEFAULTS, type RunOptions } from "./run/options.js";
 /** How a relaunch is built: `{resume}` substitution, the CKPTGUARD_ variables, exponential backoff. */
 export { substituteResume, substituteDir, childEnvironment, backoffDelay, RESUME_TOKEN, DIR_TOKEN } from "./run/restart.js";

@@ -6,6 +6,8 @@ import { CkptError } from "../errors.js";
 import type { RunOptions } from "../run/options.js";
 import { readProgress, runFiles } from "../run/run-files.js";
 import { runPreflight, superviseRun } from "../run/supervisor.js";
+import type { WorkerRunOptions } from "../run/workers/options.js";
+import { superviseWorkers } from "../run/workers/pool.js";
 import { parseCount, parseDuration } from "../run/units.js";
 import { parseSize } from "../verify/size-limits.js";
 import type { CliContext, ExitCode } from "./context.js";
@@ -43,7 +45,23 @@ interface RunFlags {
   notify?: string[];
   quiet?: boolean;
   detach?: boolean;
+  workers?: number;
+  units?: string;
+  unitsFile?: string;
+  ordered?: boolean;
+  batch?: number;
+  maxRetries?: number;
+  unitTimeout?: number;
+  gpus?: string;
+  pinGpus?: boolean;
+  unitCheck?: "size" | "hash" | "verify";
 }
+
+/** The flags of the multi-worker mode, refused without `--workers`. */
+const WORKER_FLAGS: ReadonlyArray<[keyof RunFlags, string]> = [
+  ["units", "--units"], ["unitsFile", "--units-file"], ["ordered", "--ordered"], ["batch", "--batch"], ["maxRetries", "--max-retries"],
+  ["unitTimeout", "--unit-timeout"], ["gpus", "--gpus"], ["pinGpus", "--pin-gpus"], ["unitCheck", "--unit-check"],
+];
 
 /** How long `--detach` waits for the background supervisor to report in. */
 const DETACH_WAIT_MS = 10_000;
@@ -86,8 +104,22 @@ export function registerRun(program: Command, ctx: CliContext, setExit: (code: E
     .option("--notify <url>", "POST a JSON event (with a Slack-compatible `text`) to this webhook on crash, restart, stale saves, an invalid checkpoint and the end (repeatable)", collect, [])
     .option("--quiet", "do not copy the command's output to this terminal (run.log still has it)")
     .option("--detach", "run in the background; print the supervisor's pid and where the log is")
+    .option("--workers <n>", "run N worker processes over --units instead of one command; {worker} and {units} are replaced in the command", count("--workers", 1))
+    .option("--units <list>", "with --workers: the units of work, comma-separated (names as in docs/markers.md)")
+    .option("--units-file <file>", "with --workers: the units of work, one a line")
+    .option("--ordered", "with --workers: the units are stages run one at a time in order; resume redoes the first not-done stage and all after it")
+    .option("--batch <k>", "with --workers: units handed to one launch (default 1)", count("--batch", 1))
+    .option("--max-retries <n>", "with --workers: relaunches of a unit after its first failure, on another worker (default 3)", count("--max-retries"))
+    .option("--unit-timeout <duration>", "with --workers: kill a launch whose current unit runs longer than this", duration("--unit-timeout"))
+    .option("--gpus <list>", "with --workers: CUDA_VISIBLE_DEVICES per worker, round-robin (0,1,2,3)")
+    .option("--pin-gpus", "with --workers: worker i gets CUDA_VISIBLE_DEVICES=i")
+    .option("--unit-check <size|hash|verify>", "with --workers: how a unit's outputs are checked after its launch and at resume (default verify)", parseUnitCheck)
     .action(async (command: string[], flags: RunFlags) => {
-      const options = toRunOptions(command, flags);
+      if (flags.workers === undefined) {
+        const stray = WORKER_FLAGS.find(([key]) => flags[key] !== undefined);
+        if (stray) throw new CkptError("USAGE", `${stray[1]}: only with --workers N`);
+      }
+      const options = flags.workers !== undefined ? toWorkerOptions(command, flags) : toRunOptions(command, flags);
       if (flags.checkOnly) {
         const result = await runPreflight(options, ctx.env);
         ctx.stdout.write(`preflight ok: ${result.options.dir} writable, ${formatBytes(result.freeBytes)} free (need ${formatBytes(result.requiredFreeBytes)}), command ${result.commandPath}\n`);
@@ -98,7 +130,8 @@ export function registerRun(program: Command, ctx: CliContext, setExit: (code: E
         setExit(await detach((program as Command & { rawArgs: string[] }).rawArgs, options, ctx));
         return;
       }
-      const result = await superviseRun(options, { stdout: ctx.stdout, stderr: ctx.stderr, env: ctx.env });
+      const io = { stdout: ctx.stdout, stderr: ctx.stderr, env: ctx.env };
+      const result = "workers" in options ? await superviseWorkers(options as WorkerRunOptions, io) : await superviseRun(options, io);
       setExit(result.exitCode);
     });
 }
@@ -113,6 +146,22 @@ function toRunOptions(command: string[], flags: RunFlags): RunOptions {
     ["logMaxBytes", flags.logMaxSize], ["logKeep", flags.logKeep], ["hash", flags.hash], ["deep", flags.deep], ["tee", flags.quiet ? false : undefined], ["notify", flags.notify?.length ? flags.notify : undefined],
   ];
   return Object.assign({ dir: flags.dir, command }, Object.fromEntries(pairs.filter(([, v]) => v !== undefined))) as RunOptions;
+}
+
+/** `--workers N` and its flags; without `--workers` they are refused (they would be ignored). */
+function toWorkerOptions(command: string[], flags: RunFlags): WorkerRunOptions {
+  const split = (text: string): string[] => text.split(",").map((s) => s.trim()).filter(Boolean);
+  const gpus = flags.gpus !== undefined ? split(flags.gpus) : flags.pinGpus ? Array.from({ length: flags.workers! }, (_, i) => String(i)) : undefined;
+  const pairs: Array<[keyof WorkerRunOptions, unknown]> = [
+    ["workers", flags.workers], ["units", flags.units !== undefined ? split(flags.units) : undefined], ["unitsFile", flags.unitsFile], ["ordered", flags.ordered],
+    ["batch", flags.batch], ["maxRetries", flags.maxRetries], ["unitTimeoutMs", flags.unitTimeout], ["gpus", gpus], ["unitCheck", flags.unitCheck],
+  ];
+  return Object.assign(toRunOptions(command, flags), Object.fromEntries(pairs.filter(([, v]) => v !== undefined))) as unknown as WorkerRunOptions;
+}
+
+function parseUnitCheck(text: string): "size" | "hash" | "verify" {
+  if (text === "size" || text === "hash" || text === "verify") return text;
+  throw new CkptError("USAGE", `--unit-check: expected size, hash or verify, got ${JSON.stringify(text)} (string)`);
 }
 
 function parseMode(text: string): "min" | "max" {

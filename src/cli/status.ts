@@ -30,15 +30,22 @@ export function renderStatus(s: RunStatus, color: boolean): string {
     : ` (supervisor pid ${s.pid}${s.pid_alive ? "" : " not running"}, heartbeat ${ago(s.heartbeat_age_ms)})`;
   const lines = [`${c.bold(s.dir)}: ${state}${supervisor}`];
   if (s.child_pid !== null) lines.push(`  command    pid ${s.child_pid} ${s.child_alive ? "running" : "gone"}`);
-  lines.push(`  restarts   ${s.restarts}`);
+  lines.push(`  ${s.workers ? "retries " : "restarts"}   ${s.restarts}`);
+  if (s.units) lines.push(`  units      ${s.units.done}/${s.units.total} done, ${s.units.running} running, ${s.units.pending} pending, ${s.units.failed} failed`);
+  for (const w of s.workers ?? []) {
+    const pid = w.pid === null ? "" : ` pid ${w.pid}${w.status === "running" && !w.alive ? " gone" : ""}`;
+    const on = w.units.length > 0 ? ` ${w.status === "running" ? "on" : "last"} ${w.units.join(",")}${w.attempts > 1 ? ` (attempt ${w.attempts})` : ""}` : "";
+    lines.push(`  worker ${w.worker}   ${w.status}${w.gpu !== null ? ` GPU ${w.gpu}` : ""}${pid}${on}, ${w.launches} launch${w.launches === 1 ? "" : "es"}, ${w.failures} failed`);
+  }
   const position = [
     s.epoch !== null ? `epoch ${s.epoch}${s.total_epochs !== null ? `/${s.total_epochs}` : ""}` : "",
     s.step !== null ? `step ${s.step}${s.total_steps !== null ? `/${s.total_steps}` : ""}` : "",
     s.loss !== null ? `loss ${s.loss.toPrecision(5)}` : "",
     s.eta_seconds !== null ? `ETA ${formatDuration(s.eta_seconds * 1000)}` : "",
+    s.last_report_age_ms !== null ? `reported ${ago(s.last_report_age_ms)}` : "",
   ].filter(Boolean);
   if (position.length > 0) lines.push(`  progress   ${position.join(", ")}`);
-  lines.push(`  last save  ${ago(s.last_save_age_ms)}${s.latest_valid ? `: ${name(s.latest_valid.path)}` : ""}`);
+  if (!s.workers || s.latest_valid) lines.push(`  last save  ${ago(s.last_save_age_ms)}${s.latest_valid ? `: ${name(s.latest_valid.path)}` : ""}`);
   if (s.best) lines.push(`  best       ${name(s.best.path)}${s.best.metric ? ` (${s.best.metric.name} ${s.best.metric.value.toPrecision(5)})` : ""}`);
   if (s.alive && s.next_save_expected_at !== null) {
     const due = Date.parse(s.next_save_expected_at) - Date.now();

@@ -1,4 +1,6 @@
 import type { ManifestCheckpoint } from "../manifest/manifest.js";
+import type { UnitCounts } from "./workers/scheduler.js";
+import type { WorkerSlotJson } from "./workers/worker-status.js";
 
 /**
  * `progress.json`: the supervised run at a glance, for `ckptguard status`, the dashboard and
@@ -64,6 +66,10 @@ export interface ProgressJson {
   /** Why a finished run ended other than completed: a problem code and a sentence. */
   outcome: { code: string; message: string } | null;
   updated_at: string;
+  /** `run --workers`: every worker slot (absent for a single command). */
+  workers?: WorkerSlotJson[];
+  /** `run --workers`: the units by state (absent for a single command). */
+  units?: UnitCounts | null;
 }
 
 /** A point of training progress at a time (from a checkpoint or a progress line). */

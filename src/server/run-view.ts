@@ -1,6 +1,8 @@
 import { relative } from "node:path";
 import { parseManifest, type Manifest, type ManifestCheckpoint } from "../manifest/manifest.js";
 import type { ProgressJson, RunWarning } from "../run/progress.js";
+import type { UnitCounts } from "../run/workers/scheduler.js";
+import type { WorkerSlotJson } from "../run/workers/worker-status.js";
 import { readRunStatus, type RunHealth } from "../run/status.js";
 import type { KnownRun } from "./runs.js";
 import { readStateFile, readStateJson } from "./state-file.js";
@@ -30,6 +32,8 @@ export interface RunSummary {
   /** Done so far, 0..1, by epochs when the total is known, else by steps. */
   fraction: number | null;
   eta_seconds: number | null;
+  /** When the training script last reported progress (`ckptguard status`'s `last_report_at`). */
+  last_report_at: string | null;
   last_save_at: string | null;
   max_gap_ms: number | null;
   restarts: number;
@@ -41,6 +45,9 @@ export interface RunSummary {
   best: { name: string; metric: { name: string; value: number } | null } | null;
   checkpoints: { total: number; valid: number; invalid: number };
   log_bytes: number;
+  /** `run --workers`: each worker slot and the units by state; null for a single command. */
+  workers: WorkerSlotJson[] | null;
+  units: UnitCounts | null;
 }
 
 export interface CheckpointView {
@@ -100,13 +107,15 @@ export async function summarizeRun(run: KnownRun, facts: RunFacts, options: { no
     id: run.id, name: run.name, dir: run.dir,
     state: status === undefined ? "unknown" : HEALTH_STATE[status.state], health: status?.state ?? "unknown",
     epoch: status?.epoch ?? null, total_epochs: status?.total_epochs ?? null, step: status?.step ?? null, total_steps: status?.total_steps ?? null,
-    loss: status?.loss ?? null, fraction, eta_seconds: status?.eta_seconds ?? null, last_save_at: status?.last_save_at ?? null,
+    loss: status?.loss ?? null, fraction, eta_seconds: status?.eta_seconds ?? null,
+    last_report_at: status?.last_report_at ?? null, last_save_at: status?.last_save_at ?? null,
     max_gap_ms: progress?.max_gap_ms ?? options.defaultMaxGapMs ?? null, restarts: status?.restarts ?? 0, max_restarts: progress?.max_restarts ?? null,
     warnings: status?.warnings ?? [], outcome: status?.outcome ?? null,
     latest_valid: status?.latest_valid ? name(status.latest_valid.path) : null,
     best: status?.best ? { name: name(status.best.path), metric: status.best.metric ?? null } : null,
     checkpoints: { total: checkpoints.length, valid, invalid: checkpoints.length - valid },
     log_bytes: facts.logBytes,
+    workers: progress?.workers ?? null, units: progress?.units ?? null,
   };
 }
 

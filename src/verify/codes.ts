@@ -84,6 +84,7 @@ export const PROBLEM_CODES = {
   FINAL_CHECK_FAILED: { verdict: "incomplete", severity: "error", meaning: "run --final-check: after exit 0 the last checkpoint is missing, invalid, incomplete, not the newest, or short of the total" },
   FORCED_RESUME_INVALID: { verdict: "incomplete", severity: "error", meaning: "run --force-resume: the checkpoint named does not exist or fails the resume check (valid, NaN/Inf-free, complete); nothing is resumed from it" },
   VALIDATION_SKIPPED: { verdict: "incomplete", severity: "warning", meaning: "run --force-resume --skip-validation: the named checkpoint was resumed from without being verified (in run.log, progress.json and status)" },
+  UNIT_FAILED: { verdict: "incomplete", severity: "error", meaning: "run --workers: a unit was still not done (no valid completion marker, or its outputs fail the check) after 1 + --max-retries launches" },
   RUN_STOPPED: { verdict: "incomplete", severity: "error", meaning: "run: stopped by SIGINT, SIGTERM or SIGHUP before the command finished" },
   BAD_UNIT_NAME: { verdict: "unreadable", severity: "error", meaning: "completion markers: a unit name outside letters, digits, _ . - in /-separated parts (docs/markers.md), so it could escape .done/ or hide" },
   OUTPUT_MISSING: { verdict: "incomplete", severity: "error", meaning: "completion markers: an output named when marking a unit done is missing or not a regular file; no marker is written" },

@@ -162,6 +162,7 @@
     fill.className = `fill state-${r.state}`;
     renderFacts(r);
     renderWarnings(r);
+    renderWorkers(r);
     renderTimeline(detail.checkpoints);
     renderRestarts(detail.restarts);
   }
@@ -190,6 +191,23 @@
     list.replaceChildren();
     for (const w of r.warnings) list.append(el("li", {}, `${w.code}: ${w.message}`));
     if (r.outcome) list.append(el("li", { class: "outcome" }, `${r.outcome.code}: ${r.outcome.message}`));
+  }
+
+  // `run --workers`: one row per worker slot, from progress.json's `workers`.
+  function renderWorkers(r) {
+    $("workers").hidden = !r.workers;
+    if (!r.workers) return;
+    const u = r.units;
+    $("d-units").textContent = u ? `${u.done}/${u.total} units done, ${u.running} running, ${u.pending} pending${u.failed ? `, ${u.failed} failed` : ""}` : "";
+    const body = $("worker-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const w of r.workers) {
+      const tr = el("tr", { "data-worker": String(w.worker), "data-status": w.status });
+      const started = w.started ? `${formatDuration(now() - Date.parse(w.started))} ago` : "–";
+      tr.append(el("td", {}, String(w.worker)), el("td", { class: `worker-${w.status}` }, w.status), el("td", {}, w.pid ?? "–"), el("td", {}, w.gpu ?? "–"),
+        el("td", {}, w.units.join(", ") || "–"), el("td", {}, String(w.attempts)), el("td", {}, started), el("td", {}, String(w.launches)), el("td", {}, String(w.failures)));
+      body.append(tr);
+    }
   }
 
   function renderTimeline(checkpoints) {
