@@ -13,6 +13,9 @@ import { CLI, REPO_ROOT, runPython, TEST_TMP, type ProcessResult } from "./torch
 export const RUN_FIXTURES = join(REPO_ROOT, "test/run/fixtures");
 export const fixture = (name: string): string => join(RUN_FIXTURES, name);
 
+/** `run` flags with small intervals, so that each supervisor test takes about a second. */
+export const FAST_RUN_FLAGS: readonly string[] = ["--settle", "30ms", "--poll", "200ms", "--backoff", "50ms", "--heartbeat", "100ms", "--progress-interval", "100ms"];
+
 /**
  * A directory of `count` tiny real torch training checkpoints, ckpt_epoch_0001.pt and up
  * (val_loss best at epoch 4). Written once and shared by every test file (made in a temp

@@ -8,9 +8,9 @@ import { copyFile, readFile, rm, truncate, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCli } from "../helpers/torch.js";
-import { checkpointTemplates, fixture, readJsonIfPresent, scratchDir } from "../helpers/supervised.js";
+import { checkpointTemplates, FAST_RUN_FLAGS, fixture, readJsonIfPresent, scratchDir } from "../helpers/supervised.js";
 
-const FAST = ["--settle", "30ms", "--poll", "200ms", "--backoff", "50ms", "--heartbeat", "100ms", "--progress-interval", "100ms"];
+const FAST = FAST_RUN_FLAGS;
 
 let templates = "";
 const scratch: string[] = [];

@@ -8,12 +8,11 @@ import { readdir, readFile, rm, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCli } from "../helpers/torch.js";
-import { checkpointTemplates, fixture, killGroupQuietly, readJsonIfPresent, scratchDir, startCli, stopAll, waitFor } from "../helpers/supervised.js";
+import { checkpointTemplates, FAST_RUN_FLAGS, fixture, killGroupQuietly, readJsonIfPresent, scratchDir, startCli, stopAll, waitFor } from "../helpers/supervised.js";
 import { isAlive } from "../../src/run/child.js";
 import { readRunStatus } from "../../src/run/status.js";
 
-/** Small intervals so that each test takes about a second. */
-const FAST = ["--settle", "30ms", "--poll", "200ms", "--backoff", "50ms", "--heartbeat", "100ms", "--progress-interval", "100ms"];
+const FAST = FAST_RUN_FLAGS;
 
 let templates = "";
 const scratch: string[] = [];
