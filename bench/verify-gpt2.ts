@@ -7,28 +7,16 @@
  * Writes bench/tmp/gpt2.pt with bench/make_gpt2_checkpoint.py when it is absent. Peak RSS comes
  * from GNU time (`/usr/bin/time`, Debian package `time`).
  */
-import { spawn, type SpawnOptions } from "node:child_process";
-import { createReadStream, existsSync, statSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { existsSync, statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI, PYTHON, ROOT } from "./bench-paths.js";
+import { fmt, GB, GNU_TIME, MB, median, runMeasured, runProcess, warmPageCache, type ProcessRun } from "./measure.js";
 
 const RUNS = 5;
-const GNU_TIME = "/usr/bin/time";
-const GB = 1e9;
-const MB = 1e6;
 
 const CHECKPOINT = join(ROOT, "bench/tmp/gpt2.pt");
-
-interface ProcessRun {
-  seconds: number;
-  /** Peak resident set size in bytes; undefined without GNU time. */
-  peakRss: number | undefined;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface Measurement {
   label: string;
@@ -36,45 +24,6 @@ interface Measurement {
   peakRss: number | undefined;
   /** Set when a run exited non-zero; the remaining runs are skipped. */
   failure?: ProcessRun;
-}
-
-function median(values: number[]): number | undefined {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return undefined;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-/** Runs argv to completion; wall time is measured here, peak RSS by GNU time's `%M` (KiB). */
-async function runMeasured(argv: string[], rssFile: string | undefined): Promise<ProcessRun> {
-  const command = rssFile === undefined ? argv : [GNU_TIME, "-f", "%M", "-o", rssFile, ...argv];
-  const started = process.hrtime.bigint();
-  const { code, stdout, stderr } = await runProcess(command, { stdio: ["ignore", "pipe", "pipe"] });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  let peakRss: number | undefined;
-  if (rssFile !== undefined) {
-    // On failure GNU time writes "Command exited with non-zero status N" before the figure.
-    const lastLine = (await readFile(rssFile, "utf8")).trim().split("\n").pop() ?? "";
-    const kib = Number.parseInt(lastLine, 10);
-    peakRss = Number.isFinite(kib) ? kib * 1024 : undefined;
-  }
-  return { seconds, peakRss, code, stdout, stderr };
-}
-
-function runProcess(command: string[], options: SpawnOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [file, ...args] = command;
-  if (file === undefined) throw new Error("empty command");
-  return new Promise((resolvePromise) => {
-    const child = spawn(file, args, options);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr?.on("data", (chunk: Buffer) => err.push(chunk));
-    const finish = (code: number | null, extra = ""): void =>
-      resolvePromise({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") + extra });
-    child.on("error", (error) => finish(null, `spawn failed: ${error.message}`));
-    child.on("close", (code) => finish(code));
-  });
 }
 
 async function measure(label: string, argv: string[], rssDir: string | undefined): Promise<Measurement> {
@@ -119,12 +68,6 @@ async function ensureCheckpoint(): Promise<void> {
   const result = await runProcess([PYTHON, join(ROOT, "bench/make_gpt2_checkpoint.py"), CHECKPOINT], { stdio: "inherit" });
   if (result.code !== 0) throw new Error(`make_gpt2_checkpoint.py exited with ${result.code}`);
 }
-
-async function warmPageCache(path: string): Promise<void> {
-  for await (const chunk of createReadStream(path, { highWaterMark: 8 * 1024 * 1024 })) void chunk;
-}
-
-const fmt = (value: number | undefined, digits: number): string => (value === undefined ? "n/a" : value.toFixed(digits));
 
 function printTable(rows: Measurement[], fileSize: number): void {
   const header = ["measurement", "median s", "peak RSS MB", "GB/s"];
@@ -172,7 +115,7 @@ async function main(): Promise<void> {
   await ensureCheckpoint();
   const fileSize = statSync(CHECKPOINT).size;
   process.stdout.write(`checkpoint ${CHECKPOINT}: ${(fileSize / GB).toFixed(3)} GB; warming the page cache\n`);
-  await warmPageCache(CHECKPOINT);
+  await warmPageCache([CHECKPOINT]);
 
   const rssDir = hasGnuTime ? await mkdtemp(join(tmpdir(), "ckptguard-bench-")) : undefined;
   try {

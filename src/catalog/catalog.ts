@@ -4,6 +4,7 @@ import { applyMetricsRows, findMetricsFile, readMetricsFile } from "./metrics-fi
 import { orderEntries } from "./order.js";
 import { qualificationRules, type QualificationOptions } from "./rules.js";
 import { confirmSettled, findCandidates, type CheckpointCandidate } from "./scan.js";
+import { mapLimit } from "../map-limit.js";
 
 /**
  * A run directory's checkpoints read and ordered: what `ls` prints and what `latest`
@@ -79,18 +80,4 @@ export async function listCheckpoints(dir: string, options: CatalogOptions = {})
 /** Can be resumed from: valid by every rule that ran, and not being written. */
 export function qualifies(entry: CatalogEntry): boolean {
   return entry.verdict === "valid" && !entry.inProgress;
-}
-
-/** Maps with at most `limit` calls in flight, keeping input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      out[index] = await fn(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }

@@ -6,12 +6,14 @@ import type { CheckpointModel, PickleValue } from "../formats/model.js";
 import { childrenOf } from "../formats/tree.js";
 import type { Verdict } from "../verify/codes.js";
 import { problem, verdictOf, type Problem } from "../verify/report.js";
+import { verifyShardedDir } from "../verify/sharded/index.js";
 import { verifyFile, type Rule, type VerifyOptions } from "../verify/verify-file.js";
 import type { DirRule } from "./rules.js";
 import type { CandidateKind, CheckpointCandidate } from "./scan.js";
 
 /**
- * One row of a run directory's catalog: a checkpoint file or an HF Trainer directory,
+ * One row of a run directory's catalog: a checkpoint file, an HF Trainer directory or a
+ * sharded checkpoint directory,
  * its verdict, and the training position and metrics its content records.
  */
 export interface CatalogEntry {
@@ -57,6 +59,7 @@ export async function readCatalogEntry(candidate: CheckpointCandidate, options: 
     const problems = [problem("IN_PROGRESS", candidate.inProgressReason ?? "still being written")];
     return { entry: { ...base, verdict: verdictOf(problems), problems }, models: [] };
   }
+  if (candidate.kind === "sharded-dir") return readShardedEntry(base, options);
   return candidate.kind === "file" ? readFileEntry(base, options) : readHfEntry(base, options);
 }
 
@@ -68,6 +71,17 @@ async function readFileEntry(base: EntryBase, options: EntryReadOptions): Promis
   if (model) {
     const layout = detectLayout(model);
     assignPosition(entry, layout);
+    entry.metrics = scalarMetrics(model.root);
+  }
+  return { entry, models: model ? [model] : [] };
+}
+
+/** A sharded checkpoint (DCP, HF index + shards) read as one: one verdict, its problems naming the shard. */
+async function readShardedEntry(base: EntryBase, options: EntryReadOptions): Promise<EntryRead> {
+  const { report, model } = await verifyShardedDir(base.path, { ...options.verify, ...fullCheck(options.check) }, options.rules ?? []);
+  const entry: CatalogEntry = { ...base, verdict: report.verdict, problems: report.problems };
+  if (model) {
+    assignPosition(entry, detectLayout(model));
     entry.metrics = scalarMetrics(model.root);
   }
   return { entry, models: model ? [model] : [] };

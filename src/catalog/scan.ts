@@ -3,24 +3,26 @@ import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CkptError } from "../errors.js";
 import { fsError } from "../formats/open.js";
+import { DCP_METADATA_FILE, detectShardedDir, type ShardedLayout } from "../formats/sharded/index.js";
 import { isTempName } from "../manifest/atomic-write.js";
 import { CHECKPOINT_EXTENSIONS, hasZipMagic, SKIPPED_DIRS } from "../verify/collect-paths.js";
 
 /**
  * Lists the checkpoints of a run directory without reading their content: single files
- * anywhere below it, and HF Trainer `checkpoint-N/` directories as one unit each. Whether
+ * anywhere below it, HF Trainer `checkpoint-N/` directories as one unit each, and sharded
+ * checkpoint directories (torch.distributed.checkpoint, HF index + shards) as one unit each. Whether
  * a candidate is still being written is decided here, from names and two looks at its
  * size and mtime, because that is a fact about the file system, not about the bytes.
  */
 
-export type CandidateKind = "file" | "hf-trainer-dir";
+export type CandidateKind = "file" | "hf-trainer-dir" | "sharded-dir";
 
 export interface CheckpointCandidate {
   path: string;
   kind: CandidateKind;
-  /** Bytes on disk (an HF directory: the sum of its files). */
+  /** Bytes on disk (a directory: the sum of its files). */
   size: number;
-  /** Last modification (an HF directory: its newest file). */
+  /** Last modification (a directory: its newest file). */
   mtimeMs: number;
   /** True for a temp name or a size/mtime that changed between the two looks: never chosen. */
   inProgress: boolean;
@@ -60,7 +62,10 @@ export async function findCandidates(dir: string): Promise<FirstLook> {
   const looks = await Promise.all(found.map((f) => look(f.path, f.kind)));
   const candidates = found.map((f, i): CheckpointCandidate => {
     const candidate: CheckpointCandidate = { path: f.path, kind: f.kind, size: looks[i]!.size, mtimeMs: looks[i]!.mtimeMs, inProgress: false };
-    if (f.temp) Object.assign(candidate, { inProgress: true, inProgressReason: `${basename(f.path)} is a temp name: a save in progress or one that died` });
+    if (f.temp) {
+      const reason = f.kind === "sharded-dir" ? `${basename(f.path)} has ${DCP_METADATA_FILE}.tmp but no ${DCP_METADATA_FILE}: a save in progress or one that died` : `${basename(f.path)} is a temp name: a save in progress or one that died`;
+      Object.assign(candidate, { inProgress: true, inProgressReason: reason });
+    }
     return candidate;
   });
   return { candidates, at };
@@ -88,8 +93,13 @@ async function walk(dir: string, out: Array<{ path: string; kind: CandidateKind;
   } catch (error) {
     throw fsError(error, dir);
   }
+  // A sharded checkpoint is one candidate: its shards are never listed one by one (other files beside them still are).
+  const sharded = await detectShardedDir(dir);
+  const shardFiles = new Set(sharded?.files ?? []);
+  if (sharded) out.push({ path: dir, kind: "sharded-dir", temp: shardedSaveInProgress(sharded, entries.map((e) => e.name)) });
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const full = join(dir, entry.name);
+    if (shardFiles.has(full)) continue;
     if (entry.isDirectory()) {
       if (SKIPPED_DIRS.has(entry.name)) continue;
       if (HF_CHECKPOINT_DIR.test(entry.name)) out.push({ path: full, kind: "hf-trainer-dir", temp: false });
@@ -106,7 +116,15 @@ async function walk(dir: string, out: Array<{ path: string; kind: CandidateKind;
   }
 }
 
-/** Size and mtime; an HF directory sums its files and takes the newest mtime (a file still being added changes both). */
+/**
+ * torch.distributed.checkpoint writes `.metadata.tmp` after every rank's shards and renames it
+ * to `.metadata` (filesystem.py `finish`): while only the temp name exists the save is under way.
+ */
+function shardedSaveInProgress(layout: ShardedLayout, names: readonly string[]): boolean {
+  return layout.kind === "dcp" && !names.includes(DCP_METADATA_FILE) && names.includes(`${DCP_METADATA_FILE}.tmp`);
+}
+
+/** Size and mtime; a directory sums its files and takes the newest mtime (a file still being added changes both). */
 async function look(path: string, kind: CandidateKind): Promise<{ size: number; mtimeMs: number }> {
   if (kind === "file") {
     const info = await stat(path).catch(() => undefined);

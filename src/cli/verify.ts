@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { CkptError } from "../errors.js";
 import { checkRules } from "../verify/checks.js";
 import { verifyPaths, type VerifySummary } from "../verify/verify-paths.js";
 import type { Report } from "../verify/report.js";
@@ -19,6 +20,7 @@ interface VerifyFlags {
   minSize?: string;
   maxSize?: string;
   acceptVersion?: string;
+  workers?: string;
 }
 
 export function registerVerify(program: Command, ctx: CliContext, setExit: (code: ExitCode) => void): void {
@@ -35,7 +37,9 @@ export function registerVerify(program: Command, ctx: CliContext, setExit: (code
     .option("--min-size <size>", "fail files smaller than this (10MB, 1.5GiB, bytes)")
     .option("--max-size <size>", "fail files larger than this")
     .option("--accept-version <range>", "semver range of accepted checkpoint versions (pytorch-lightning_version, version, checkpoint_version)")
+    .option("--workers <n>", "threads for the CRC pass (1: the main thread only; default: one per core, at most 4, for 256 MiB or more)")
     .action(async (paths: string[], opts: VerifyFlags) => {
+      const workers = opts.workers === undefined ? undefined : parseWorkers(opts.workers);
       const rules = checkRules({
         require: opts.require ?? [], expect: opts.expect ?? [],
         ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
@@ -44,12 +48,24 @@ export function registerVerify(program: Command, ctx: CliContext, setExit: (code
         ...(opts.acceptVersion !== undefined ? { acceptVersion: opts.acceptVersion } : {}),
       });
       const onScanProgress = opts.deep ? await scanProgressBar(ctx.stderr, ctx.env) : undefined;
-      const options = { allowGlobals: new Set(opts.allowGlobal ?? []), deep: opts.deep === true, ...(onScanProgress ? { onScanProgress } : {}) };
+      const options = {
+        allowGlobals: new Set(opts.allowGlobal ?? []), deep: opts.deep === true,
+        ...(onScanProgress ? { onScanProgress } : {}), ...(workers !== undefined ? { workers } : {}),
+      };
       const result = await verifyPaths(paths, options, rules);
       if (opts.json) ctx.stdout.write(`${JSON.stringify({ files: result.files, summary: result.summary }, null, 2)}\n`);
       else ctx.stdout.write(renderVerify(result.files, result.summary, colorEnabled(ctx.stdout, ctx.env)));
       setExit(result.exitCode);
     });
+}
+
+/** `--workers`: 1 to 64 threads (a bound far above what a page cache feeds, so a typo cannot start thousands). */
+function parseWorkers(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > 64) {
+    throw new CkptError("USAGE", `--workers: expected an integer from 1 to 64, got ${JSON.stringify(text)} (string)`);
+  }
+  return n;
 }
 
 export function collect(value: string, previous: string[]): string[] {

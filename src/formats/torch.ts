@@ -4,13 +4,17 @@ import { emptyIntegrity, type CheckpointModel, type IntegrityFacts, type Storage
 import { readPickle, type PickleResult } from "./pickle/machine.js";
 import { torchPickleOptions } from "./torch-rebuild.js";
 import { collectTensors } from "./tree.js";
-import { readMember, readZipDirectory, verifyMemberCrcs } from "./zip.js";
+import { readMember, readZipDirectory, verifyMemberCrcs, type CrcPool, type VerifyCrcOptions } from "./zip.js";
 
 /** What a reader should do beyond building the model. */
 export interface ReadOptions {
   /** Stream every zip member through CRC-32 (verify); inspect skips it. */
   checkCrc: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Worker threads for the CRC pass (1: this thread only); by default chosen by size. */
+  workers?: number;
+  /** CRC threads shared by the streams of a sharded checkpoint. */
+  crcPool?: CrcPool;
 }
 
 /** data.pkl of a real checkpoint is a few MB even for 70B-parameter models; 1 GiB bounds hostile ones. */
@@ -45,7 +49,7 @@ export async function readTorchZip(source: FileSource, options: ReadOptions): Pr
   // The CRC pass (worker threads on large files) runs while this thread parses the pickle.
   // readMember checks data.pkl's own CRC, so a flipped pickle byte still reads as CRC_MISMATCH.
   const crcPass = options.checkCrc
-    ? verifyMemberCrcs(source, directory.members, integrity, options.onProgress ? { onProgress: options.onProgress } : undefined)
+    ? verifyMemberCrcs(source, directory.members, integrity, crcOptions(options))
     : Promise.resolve();
   let parsed: PickleResult;
   try {
@@ -67,6 +71,14 @@ export async function readTorchZip(source: FileSource, options: ReadOptions): Pr
     unsafeGlobals: parsed.unsafeGlobals,
     integrity,
     versions: formatVersion === undefined ? {} : { formatVersion },
+  };
+}
+
+function crcOptions(options: ReadOptions): VerifyCrcOptions {
+  return {
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.workers !== undefined ? { workers: options.workers } : {}),
+    ...(options.crcPool ? { pool: options.crcPool } : {}),
   };
 }
 

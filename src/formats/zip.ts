@@ -5,3 +5,4 @@
 export { readZipDirectory, type ZipDirectory } from "./zip/directory.js";
 export { readMember } from "./zip/read-member.js";
 export { verifyMemberCrcs, type VerifyCrcOptions } from "./zip/verify-crcs.js";
+export { CrcPool } from "./zip/crc-pool.js";

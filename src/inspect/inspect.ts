@@ -1,9 +1,14 @@
+import { stat } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { CkptError } from "../errors.js";
 import { detectLayout, type LayoutName } from "../formats/layout.js";
 import { readCheckpoint } from "../formats/open.js";
 import { FileSource } from "../formats/file-source.js";
 import { DTYPE_SIZE, elementCount, type CheckpointModel, type DType } from "../formats/model.js";
 import { hashTensor } from "../formats/tensor-hash.js";
+import { DCP_METADATA_FILE, detectShardedDir, HF_INDEX_NAME } from "../formats/sharded/index.js";
 import { topLevelKeys, walkLeaves } from "../formats/tree.js";
+import { verifyShardedDir } from "../verify/sharded/index.js";
 import { isEmptyContainer, valueEntry, type ValueEntry } from "./entry-json.js";
 
 export interface TensorEntry {
@@ -45,9 +50,18 @@ export interface InspectOptions {
   tensorHash?: boolean;
 }
 
-/** Reads a checkpoint's structure without verifying CRCs: fast enough for a 1.5 GB file in well under a second. */
+/**
+ * Reads a checkpoint's structure without verifying CRCs: fast enough for a 1.5 GB file in well
+ * under a second. A sharded checkpoint directory (or its index / `.metadata`) shows as one
+ * checkpoint: every tensor across its shards, at its global shape for DCP.
+ */
 export async function inspectCheckpoint(path: string, options: InspectOptions = {}): Promise<InspectResult> {
-  const model = await readCheckpoint(path, { checkCrc: false });
+  const shardedDir = await shardedDirOf(path);
+  if (shardedDir !== undefined && options.tensorHash === true) {
+    // A DCP tensor is spread over chunks in several files; hashing it means assembling it first.
+    throw new CkptError("USAGE", "--tensor-hash hashes the tensors of one file; it does not assemble a sharded checkpoint's chunks", { file: path });
+  }
+  const model = shardedDir !== undefined ? await readShardedModel(shardedDir) : await readCheckpoint(path, { checkCrc: false });
   const entries: Record<string, Entry> = {};
   const source = options.tensorHash ? await FileSource.open(path, model.fileSize) : undefined;
   const tensorsByPath = new Map(model.tensors.map((t) => [t.path, t]));
@@ -86,6 +100,23 @@ export async function inspectCheckpoint(path: string, options: InspectOptions = 
     unsafe_globals: [...new Set(model.unsafeGlobals.map((u) => `${u.module}.${u.name}`))],
     layout: layoutJson(model),
   };
+}
+
+/** The directory a sharded checkpoint path stands for (the directory itself, its index or `.metadata`), else undefined. */
+async function shardedDirOf(path: string): Promise<string | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) return undefined; // readCheckpoint reports it
+  const name = basename(path);
+  const dir = info.isDirectory() ? path : HF_INDEX_NAME.test(name) || name === DCP_METADATA_FILE ? dirname(path) : undefined;
+  return dir !== undefined && (await detectShardedDir(dir)) !== undefined ? dir : undefined;
+}
+
+/** The sharded checkpoint as one model, read as `verify` reads it but without the CRC pass; an unreadable index throws its problem. */
+async function readShardedModel(dir: string): Promise<CheckpointModel> {
+  const { report, model } = await verifyShardedDir(dir, { checkCrc: false });
+  if (model) return model;
+  const first = report.problems.find((p) => p.severity === "error") ?? report.problems[0];
+  throw new CkptError(first?.code ?? "NOT_A_CHECKPOINT", first?.message ?? "not a readable sharded checkpoint", { file: dir, ...(first?.where.member !== undefined ? { member: first.where.member } : {}) });
 }
 
 function layoutJson(model: CheckpointModel): LayoutJson {

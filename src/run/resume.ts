@@ -4,6 +4,7 @@ import { readCatalogEntry, type CatalogEntry } from "../catalog/entry.js";
 import { findLatestCheckpoint } from "../catalog/latest.js";
 import { qualificationRules } from "../catalog/rules.js";
 import { asCatalogEntry, type Manifest } from "../manifest/manifest.js";
+import { detectShardedDir } from "../formats/sharded/index.js";
 
 /**
  * Which checkpoint a (re)launch resumes from: the newest that is valid with every byte
@@ -33,7 +34,8 @@ export async function chooseResume(dir: string, manifest: Manifest, since?: numb
 }
 
 /**
- * `--force-resume PATH`: the named checkpoint (a file or an HF `checkpoint-N/` directory),
+ * `--force-resume PATH`: the named checkpoint (a file, an HF `checkpoint-N/` directory or a
+ * sharded checkpoint directory),
  * whatever newer ones exist, after the check every resume passes (every byte CRC-checked,
  * NaN/Inf-free, complete as a training checkpoint); `skipValidation` skips that check, but a
  * path that does not exist is refused all the same.
@@ -42,7 +44,8 @@ export async function chooseForcedResume(path: string, skipValidation: boolean):
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) return { entry: undefined, refusal: `--force-resume ${path}: no such file or directory` };
   if (skipValidation) return { entry: undefined, unverified: path };
-  const candidate = { path, kind: info.isDirectory() ? "hf-trainer-dir" as const : "file" as const, size: info.size, mtimeMs: info.mtimeMs, inProgress: false };
+  const kind = !info.isDirectory() ? "file" as const : (await detectShardedDir(path)) ? "sharded-dir" as const : "hf-trainer-dir" as const;
+  const candidate = { path, kind, size: info.size, mtimeMs: info.mtimeMs, inProgress: false };
   const { entry } = await readCatalogEntry(candidate, { check: "full", ...qualificationRules({}) });
   if (qualifies(entry)) return { entry, note: `--force-resume: resuming from ${path}, verified, whatever newer checkpoints exist` };
   const first = entry.problems.find((p) => p.severity === "error") ?? entry.problems[0];

@@ -2,6 +2,7 @@ import { isCkptError } from "../errors.js";
 import { readCheckpoint } from "../formats/open.js";
 import type { CheckpointModel } from "../formats/model.js";
 import { scanFiniteFile } from "../formats/finite-scan.js";
+import type { CrcPool } from "../formats/zip.js";
 import { boundsProblems } from "./bounds.js";
 import { finiteRule } from "./finite.js";
 import { integrityProblems } from "./integrity.js";
@@ -20,6 +21,11 @@ export interface VerifyOptions {
   deep?: boolean;
   /** Called as the deep scan counts bytes (for a progress bar). */
   onScanProgress?: (progress: ScanProgress) => void;
+  /**
+   * Worker threads for the CRC pass: 1 keeps it on this thread. By default one per core (at
+   * most 4) once a file, or a sharded checkpoint's shards together, hold 256 MiB or more.
+   */
+  workers?: number;
 }
 
 export interface ScanProgress {
@@ -35,9 +41,21 @@ export type Rule = (model: CheckpointModel) => Problem[];
 
 /** Reads one file and runs every rule over it. Never throws for bad input: it reports. */
 export async function verifyFile(path: string, options: VerifyOptions = {}, extraRules: readonly Rule[] = []): Promise<{ report: Report; model?: CheckpointModel }> {
+  return verifyFileSharing(path, options, extraRules, undefined);
+}
+
+/** verifyFile whose CRC pass goes to `crcPool`, the threads the shards of one sharded checkpoint share. */
+export async function verifyFileSharing(
+  path: string, options: VerifyOptions, extraRules: readonly Rule[], crcPool: CrcPool | undefined,
+): Promise<{ report: Report; model?: CheckpointModel }> {
   let model: CheckpointModel;
   try {
-    model = await readCheckpoint(path, { checkCrc: options.checkCrc ?? true, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+    model = await readCheckpoint(path, {
+      checkCrc: options.checkCrc ?? true,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.workers !== undefined ? { workers: options.workers } : {}),
+      ...(crcPool ? { crcPool } : {}),
+    });
   } catch (error) {
     if (!isCkptError(error)) throw error;
     const { member, offset, path: keyPath } = error.where;

@@ -4,7 +4,7 @@
  * directory is one checkpoint with one verdict; its shards are never reported one by one.
  */
 import assert from "node:assert/strict";
-import { copyFile, cp, mkdir, rm, unlink } from "node:fs/promises";
+import { copyFile, cp, mkdir, readdir, rename, rm, stat, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { makeShardedCheckpoints, type ShardedCheckpoints } from "../helpers/sharded.js";
@@ -85,5 +85,96 @@ describe("ckptguard verify on sharded checkpoint directories", () => {
     const missing = await runCli(["verify", index, "--require", "optimizer", "--json"]);
     assert.equal(missing.code, 1);
     assert.deepEqual(parse(missing).files[0]?.problems.map((p) => p.code), ["MISSING_KEY"]);
+  });
+
+  describe("ls and latest", () => {
+    let lsRun: string;
+
+    before(async () => {
+      // A run that saves one sharded checkpoint per step: HF weights (not resumable: no optimizer),
+      // two DCP training saves, one with rank 1's shard cut short, and one whose .metadata is still
+      // .metadata.tmp (torch renames it last).
+      lsRun = join(generated.dir, "ls-run");
+      await mkdir(lsRun);
+      await cp(join(generated.dir, "hf-safetensors"), join(lsRun, "step-050-hf"), { recursive: true });
+      for (const step of ["step-100", "step-200", "step-300", "step-400"]) await cp(join(generated.dir, "dcp-train"), join(lsRun, step), { recursive: true });
+      const cut = join(lsRun, "step-300", "__1_0.distcp");
+      await truncate(cut, Math.floor((await stat(cut)).size / 2));
+      await rename(join(lsRun, "step-400", ".metadata"), join(lsRun, "step-400", ".metadata.tmp"));
+    });
+
+    it("ls --json lists each sharded directory as one entry with its verdict, never its shard files", async () => {
+      const result = await runCli(["ls", lsRun, "--json"]);
+      assert.equal(result.code, 1, "a corrupt checkpoint fails the listing");
+      const listing = JSON.parse(result.stdout);
+      const rows = listing.entries.map((e: any) => [e.path.slice(lsRun.length + 1), e.kind, e.verdict, e.in_progress]);
+      assert.deepEqual(rows, [
+        ["step-050-hf", "sharded-dir", "incomplete", false],
+        ["step-100", "sharded-dir", "valid", false],
+        ["step-200", "sharded-dir", "valid", false],
+        ["step-300", "sharded-dir", "corrupt", false],
+        ["step-400", "sharded-dir", "incomplete", true],
+      ]);
+      assert.equal(listing.latest, join(lsRun, "step-200"));
+      const corrupt = listing.entries[3];
+      assert.deepEqual(corrupt.problems.map((p: any) => [p.code, p.details?.shard, p.details?.code]), [["SHARD_CORRUPT", "__1_0.distcp", "TRUNCATED"]]);
+      assert.deepEqual(listing.entries[0].problems.map((p: any) => [p.code, p.details?.part]), [["MISSING_KEY", "optimizer"], ["MISSING_KEY", "step"]]);
+      assert.equal(listing.entries[1].step, 7, "the step DCP saved as a non-tensor value");
+      assert.equal(listing.entries[1].size, (await Promise.all((await readdir(join(lsRun, "step-100"))).map(async (n) => (await stat(join(lsRun, "step-100", n))).size))).reduce((a, b) => a + b, 0));
+    });
+
+    it("latest skips the corrupt and the unfinished save and prints the newest whole one", async () => {
+      const result = await runCli(["latest", lsRun]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${join(lsRun, "step-200")}\n`);
+      assert.match(result.stderr, /skipped step-300: corrupt \(SHARD_CORRUPT/);
+      assert.match(result.stderr, /skipped step-400: in progress/);
+    });
+
+    it("ls --verify CRC-checks every shard and finds a flipped tensor byte that the structure check cannot see", async () => {
+      const dir = join(lsRun, "..", "ls-flip");
+      await mkdir(dir);
+      await cp(join(generated.dir, "dcp-train"), join(dir, "step-1"), { recursive: true });
+      const { firstTensorByte, flipByte } = await import("../helpers/sharded.js");
+      const { readDcpMetadata } = await import("../../src/formats/sharded/index.js");
+      const item = (await readDcpMetadata(join(dir, "step-1", ".metadata"))).items.find((i) => i.fqn === "w" && i.relativePath.startsWith("__1_"));
+      assert.ok(item);
+      const shard = join(dir, "step-1", item.relativePath);
+      await flipByte(shard, item.offset + (await firstTensorByte(shard, item.offset, item.length)));
+      const structure = JSON.parse((await runCli(["ls", dir, "--json"])).stdout);
+      assert.deepEqual(structure.entries.map((e: any) => e.verdict), ["valid"]);
+      const full = await runCli(["ls", dir, "--json", "--verify"]);
+      assert.equal(full.code, 1);
+      assert.deepEqual(JSON.parse(full.stdout).entries[0].problems.map((p: any) => [p.code, p.details?.code]), [["SHARD_CORRUPT", "CRC_MISMATCH"]]);
+    });
+  });
+
+  describe("inspect", () => {
+    it("shows a DCP directory as one checkpoint: each tensor at its global shape, the nested state dicts, the layout", async () => {
+      const result = await runCli(["inspect", join(generated.dir, "dcp-train"), "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      const shown = JSON.parse(result.stdout);
+      assert.equal(shown.format, "dcp");
+      assert.deepEqual(shown.top_level_keys.sort(), ["model", "optimizer", "step", "w"]);
+      assert.deepEqual(shown.entries.w, { dtype: "float32", shape: [8, 3] }, "w is chunked over both ranks; inspect shows the whole tensor");
+      assert.deepEqual(shown.entries["model.weight"], { dtype: "float32", shape: [3, 4] });
+      assert.deepEqual(shown.entries.step, { value: 7 });
+      assert.equal(shown.layout.name, "training");
+      assert.equal(shown.layout.step, 7);
+    });
+
+    it("shows an HF sharded directory (or its index) as every tensor of every shard", async () => {
+      const result = await runCli(["inspect", join(generated.dir, "hf-bin", "pytorch_model.bin.index.json"), "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      const shown = JSON.parse(result.stdout);
+      assert.equal(shown.format, "hf-sharded");
+      assert.deepEqual(Object.keys(shown.entries).sort(), Object.keys(generated.summary.hf.bin_weight_map).sort());
+    });
+
+    it("refuses --tensor-hash on a sharded directory with exit 2", async () => {
+      const result = await runCli(["inspect", join(generated.dir, "dcp-train"), "--tensor-hash"]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /USAGE: --tensor-hash/);
+    });
   });
 });

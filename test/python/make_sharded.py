@@ -9,6 +9,7 @@ dcp: torch.distributed.checkpoint as torch 1.13 has it (torch.distributed._shard
      0-d tensor and non-tensor values.
        OUT/dcp/          one .distcp file per write item (FileSystemWriter's 1.13 default)
        OUT/dcp-single/   single_file_per_rank=True: several torch.save streams per file
+       OUT/dcp-train/    a training save: {model, optimizer (AdamW after one step), step, w (sharded)}
        OUT/dcp-unsafe/   dcp/ whose .metadata pickle also carries a planner_data object whose
                          __reduce__ is os.system (pickle.load of it would run a command)
        OUT/dcp-overlap/  dcp/ whose metadata says w's second chunk starts at row 2 (rows 2-3 twice)
@@ -89,6 +90,14 @@ def dcp_worker(rank, world, out, port):
     }
     dcp.save_state_dict(state, dcp.FileSystemWriter(os.path.join(out, "dcp")))
     dcp.save_state_dict(state, dcp.FileSystemWriter(os.path.join(out, "dcp-single"), single_file_per_rank=True))
+    # A training save as 1.13 writes one: nested dicts are not flattened, so the model and
+    # optimizer state_dicts are bytes entries (torch.save streams) beside the sharded tensor.
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.001)
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    training = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": 7, "w": state["w"]}
+    dcp.save_state_dict(training, dcp.FileSystemWriter(os.path.join(out, "dcp-train")))
     dist.barrier()
     dist.destroy_process_group()
 

@@ -7,7 +7,8 @@ import { crc32 } from "@node-rs/crc32";
 import type { FileSource } from "../file-source.js";
 import type { IntegrityFacts, ZipMember } from "../model.js";
 import { METHOD_STORED, type ZipDefect } from "./format.js";
-import { crcStoredMembersInParallel, parallelWorkerCount } from "./crc-parallel.js";
+import { crcStoredMembersInParallel, parallelWorkerCount, type MemberCrc } from "./crc-parallel.js";
+import type { CrcPool } from "./crc-pool.js";
 import { inflateAndCrc } from "./inflate-crc.js";
 import { dataEnd, memberDataDefects } from "./member-checks.js";
 import { ReadWindow } from "./read-window.js";
@@ -20,6 +21,8 @@ export interface VerifyCrcOptions {
   onProgress?: (done: number, total: number) => void;
   /** Worker threads for stored members; by default 1 below 256 MiB of stored data, else one per core (max 4). */
   workers?: number;
+  /** Threads shared with other streams (a sharded checkpoint's): stored members go there as one job; `workers` is ignored. */
+  pool?: CrcPool;
 }
 
 /**
@@ -37,10 +40,22 @@ export async function verifyMemberCrcs(
   const stored = readable.filter((member) => member.method === METHOD_STORED);
   const workers = options.workers ?? parallelWorkerCount(stored.reduce((sum, member) => sum + member.compressedSize, 0));
   let sequential = readable;
-  if (workers > 1) {
-    const crcs = await crcStoredMembersInParallel(source.path, stored, workers, (bytes) => progress.advanceTo(progress.done + bytes), source.base);
+  if (options.pool !== undefined || workers > 1) {
+    let crcs: Map<ZipMember, MemberCrc>;
+    if (options.pool !== undefined) {
+      crcs = await options.pool.crcMembers(source.path, stored, source.base);
+      progress.advanceTo(progress.done + stored.reduce((sum, member) => sum + member.compressedSize, 0));
+    } else {
+      crcs = await crcStoredMembersInParallel(source.path, stored, workers, (bytes) => progress.advanceTo(progress.done + bytes), source.base);
+    }
     for (const member of stored) recordStoredResult(member, crcs.get(member)!.crc, facts);
     sequential = readable.filter((member) => member.method !== METHOD_STORED);
+  }
+  if (sequential.length === 0) {
+    // Everything went to worker threads: no read buffers on this thread.
+    progress.finish();
+    facts.crcChecked = true;
+    return;
   }
   const lastEnd = sequential.reduce((max, member) => Math.max(max, dataEnd(member)), 0);
   const window = new ReadWindow(source, { bufferSize: CRC_CHUNK_SIZE, readAhead: true, end: lastEnd });

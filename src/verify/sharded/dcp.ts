@@ -8,6 +8,8 @@ import { DCP_METADATA_FILE, readDcpMetadata, type DcpEntry, type DcpMetadata, ty
 import type { ShardedLayout } from "../../formats/sharded/detect.js";
 import { shardNameProblem } from "../../formats/sharded/shard-path.js";
 import { collectTensors } from "../../formats/tree.js";
+import type { CrcPool } from "../../formats/zip.js";
+import { mapLimit } from "../../map-limit.js";
 import { boundsProblems } from "../bounds.js";
 import { finiteRule } from "../finite.js";
 import { integrityProblems } from "../integrity.js";
@@ -15,6 +17,7 @@ import { problem, type Problem } from "../report.js";
 import { safetyProblems } from "../safety.js";
 import type { VerifyOptions } from "../verify-file.js";
 import { box, chunkCoverageProblems } from "./chunk-coverage.js";
+import { shardedCrcThreads, withCrcThreads } from "./crc-threads.js";
 import { shardProblems, shardUnreadable } from "./shard-problems.js";
 import type { ShardedOutcome } from "./verify-sharded-dir.js";
 
@@ -48,8 +51,12 @@ export async function verifyDcpDir(layout: DcpLayout, options: VerifyOptions): P
 
   const values = new Map<string, PickleValue>();
   const entries = new Map(metadata.entries.map((entry) => [entry.fqn, entry]));
-  for (const [shard, items] of groupByFile(metadata.items)) {
-    const checked = await verifyShardFile(layout.dir, shard, items, entries, options);
+  const files = [...groupByFile(metadata.items)];
+  const threads = shardedCrcThreads(options, metadata.items.reduce((sum, item) => sum + item.length, 0), files.length);
+  // Shard files are verified concurrently but their outcomes are taken in file order: the report never depends on timing.
+  const outcomes = await withCrcThreads(threads, (pool, inFlight) =>
+    mapLimit(files, inFlight, ([shard, items]) => verifyShardFile(layout.dir, shard, items, entries, options, pool)));
+  for (const checked of outcomes) {
     problems.push(...checked.problems);
     model.fileSize += checked.fileSize;
     for (const [fqn, value] of checked.values) values.set(fqn, value);
@@ -89,7 +96,9 @@ interface ShardFileOutcome {
 
 type EntriesByKey = ReadonlyMap<string, DcpEntry>;
 
-async function verifyShardFile(dir: string, shard: string, items: readonly DcpStorageItem[], entries: EntriesByKey, options: VerifyOptions): Promise<ShardFileOutcome> {
+async function verifyShardFile(
+  dir: string, shard: string, items: readonly DcpStorageItem[], entries: EntriesByKey, options: VerifyOptions, pool: CrcPool | undefined,
+): Promise<ShardFileOutcome> {
   const outcome: ShardFileOutcome = { problems: [], fileSize: 0, values: new Map() };
   const escape = shardNameProblem(shard);
   if (escape !== undefined) {
@@ -122,7 +131,7 @@ async function verifyShardFile(dir: string, shard: string, items: readonly DcpSt
   }
   try {
     for (const item of items) {
-      const problems = await verifyItem(source, item, entries, options, outcome.values);
+      const problems = await verifyItem(source, item, entries, options, pool, outcome.values);
       // One SHARD_CORRUPT per shard file: the first bad item names it; unsafe items are all kept.
       const alreadyCorrupt = outcome.problems.some((p) => p.code === "SHARD_CORRUPT");
       outcome.problems.push(...problems.filter((p) => !(alreadyCorrupt && p.code === "SHARD_CORRUPT")));
@@ -134,7 +143,9 @@ async function verifyShardFile(dir: string, shard: string, items: readonly DcpSt
 }
 
 /** One write item: a torch.save stream at [offset, offset + length) of its shard. */
-async function verifyItem(source: FileSource, item: DcpStorageItem, entries: EntriesByKey, options: VerifyOptions, values: Map<string, PickleValue>): Promise<Problem[]> {
+async function verifyItem(
+  source: FileSource, item: DcpStorageItem, entries: EntriesByKey, options: VerifyOptions, pool: CrcPool | undefined, values: Map<string, PickleValue>,
+): Promise<Problem[]> {
   const shard = item.relativePath;
   const what = `shard ${shard}, item ${item.fqn}${item.chunkOffsets ? ` at [${item.chunkOffsets.join(", ")}]` : ""} (bytes ${item.offset}..${item.offset + item.length})`;
   if (item.offset + item.length > source.size) {
@@ -143,7 +154,8 @@ async function verifyItem(source: FileSource, item: DcpStorageItem, entries: Ent
   const window = source.window(item.offset, item.length, what);
   let model: CheckpointModel;
   try {
-    model = await readSource(window, { checkCrc: options.checkCrc ?? true });
+    // One CRC thread or the pool: never threads of the item's own on top of the shard files'.
+    model = await readSource(window, { checkCrc: options.checkCrc ?? true, ...(pool ? { crcPool: pool } : { workers: 1 }) });
   } catch (error) {
     if (!isCkptError(error)) throw error;
     return [shardUnreadable(shard, error.code, error.message, what, item.offset)];

@@ -1,4 +1,4 @@
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { isCkptError } from "../../errors.js";
 import { emptyIntegrity, type CheckpointModel, type PickleValue, type TensorRecord, type TensorRef, type UnsafeGlobalUse } from "../../formats/model.js";
@@ -7,7 +7,10 @@ import { impliedShardPattern, readHfIndex, type HfIndex } from "../../formats/sh
 import { shardNameProblem } from "../../formats/sharded/shard-path.js";
 import { uniqueStorages } from "../../formats/torch.js";
 import { problem, type Problem } from "../report.js";
-import { verifyFile, type VerifyOptions } from "../verify-file.js";
+import type { CrcPool } from "../../formats/zip.js";
+import { mapLimit } from "../../map-limit.js";
+import { verifyFileSharing, type VerifyOptions } from "../verify-file.js";
+import { shardedCrcThreads, withCrcThreads } from "./crc-threads.js";
 import { shardProblems } from "./shard-problems.js";
 import type { ShardedOutcome } from "./verify-sharded-dir.js";
 
@@ -35,14 +38,12 @@ export async function verifyHfShardedDir(layout: HfLayout, options: VerifyOption
   let fileSize = 0;
   let readable = false;
   const dirNames = await readdir(layout.dir).catch(() => [] as string[]);
-  for (const indexPath of layout.indexPaths) {
+  const indexes = await Promise.all(layout.indexPaths.map(readIndexOrProblem));
+  const verified = await verifyShardsConcurrently(layout.dir, indexes, options);
+  for (const [indexPath, index] of layout.indexPaths.map((path, i) => [path, indexes[i]!] as const)) {
     const indexName = basename(indexPath);
-    let index: HfIndex;
-    try {
-      index = await readHfIndex(indexPath);
-    } catch (error) {
-      if (!isCkptError(error)) throw error;
-      problems.push(problem(error.code, `${indexName}: ${error.message}`, { member: indexName }));
+    if ("code" in index) {
+      problems.push(problem(index.code, `${indexName}: ${index.message}`, { member: indexName }));
       continue;
     }
     readable = true;
@@ -55,7 +56,7 @@ export async function verifyHfShardedDir(layout: HfLayout, options: VerifyOption
         continue;
       }
       const seen = shards.get(shard);
-      const result = seen ?? (await verifyShard(layout.dir, shard, options));
+      const result = seen ?? verified.get(shard)!;
       if (!seen) {
         shards.set(shard, result);
         problems.push(...result.problems);
@@ -82,9 +83,34 @@ export async function verifyHfShardedDir(layout: HfLayout, options: VerifyOption
   return { problems, model };
 }
 
+async function readIndexOrProblem(indexPath: string): Promise<HfIndex | { code: string; message: string }> {
+  try {
+    return await readHfIndex(indexPath);
+  } catch (error) {
+    if (!isCkptError(error)) throw error;
+    return { code: error.code, message: error.message };
+  }
+}
+
+/**
+ * Every shard the indexes name (and may open), verified a few at a time with their CRCs on
+ * shared worker threads (crc-threads.ts); keyed by name, so the report is built in index
+ * order whatever finished first.
+ */
+async function verifyShardsConcurrently(dir: string, indexes: ReadonlyArray<HfIndex | { code: string }>, options: VerifyOptions): Promise<Map<string, ShardResult>> {
+  const names = new Set<string>();
+  for (const index of indexes) if (!("code" in index)) for (const shard of index.weightMap.values()) if (shardNameProblem(shard) === undefined) names.add(shard);
+  const shards = [...names].sort();
+  const sizes = await Promise.all(shards.map((shard) => stat(join(dir, shard)).then((info) => info.size, () => 0)));
+  const threads = shardedCrcThreads(options, sizes.reduce((sum, size) => sum + size, 0), shards.length);
+  const results = await withCrcThreads(threads, (pool, inFlight) => mapLimit(shards, inFlight, (shard) => verifyShard(dir, shard, options, pool)));
+  return new Map(shards.map((shard, i) => [shard, results[i]!]));
+}
+
 /** One shard verified as a file of its own (CRC, safety, bounds, and --deep's finite scan). */
-async function verifyShard(dir: string, shard: string, options: VerifyOptions): Promise<ShardResult> {
-  const { report, model } = await verifyFile(join(dir, shard), options);
+async function verifyShard(dir: string, shard: string, options: VerifyOptions, pool: CrcPool | undefined): Promise<ShardResult> {
+  // One CRC thread or the pool: never threads of the shard's own on top of the pool's.
+  const { report, model } = await verifyFileSharing(join(dir, shard), pool ? options : { ...options, workers: 1 }, [], pool);
   if (report.problems.some((p) => p.code === "NOT_FOUND")) return { missing: true, problems: [] };
   return { missing: false, problems: shardProblems(shard, report.problems), ...(model ? { model } : {}) };
 }

@@ -104,6 +104,30 @@ describe("torch.distributed.checkpoint directories (torch 1.13, 2 gloo ranks)", 
     }
   });
 
+  it("reports the same verdict and problems in the same order whether CRCs run on this thread or on a pool of worker threads", async () => {
+    const dir = await copyOf(generated, "dcp-single");
+    const metadata = await readDcpMetadata(join(dir, ".metadata"));
+    // Two damaged shards: a flipped tensor byte in rank 0's file, rank 1's file cut short.
+    const item = metadata.items.find((i) => i.relativePath === "__0_0.distcp" && i.fqn === "emb");
+    assert.ok(item);
+    const first = join(dir, item.relativePath);
+    await flipByte(first, item.offset + (await firstTensorByte(first, item.offset, item.length)) + 2);
+    const second = join(dir, "__1_0.distcp");
+    await truncateTo(second, 0.6, (await stat(second)).size);
+    const single = await verifyShardedDir(dir, { workers: 1 });
+    assert.deepEqual(single.report.problems.map((p) => [p.code, p.details?.shard, p.details?.code]), [
+      ["SHARD_CORRUPT", "__0_0.distcp", "CRC_MISMATCH"],
+      ["SHARD_CORRUPT", "__1_0.distcp", "TRUNCATED"],
+    ]);
+    for (const workers of [2, 3]) {
+      const pooled = await verifyShardedDir(dir, { workers });
+      assert.deepEqual(pooled.report, single.report, `${workers} workers`);
+      assert.deepEqual(pooled.model?.root, single.model?.root, `${workers} workers`);
+    }
+    const valid = join(generated.dir, "dcp");
+    assert.deepEqual((await verifyShardedDir(valid, { workers: 2 })).report, (await verifyShardedDir(valid, { workers: 1 })).report);
+  });
+
   it("--deep finds a NaN inside an item at a non-zero offset of its shard", async () => {
     const dir = await copyOf(generated, "dcp-single");
     assert.equal((await verifyShardedDir(dir, { deep: true })).report.verdict, "valid");

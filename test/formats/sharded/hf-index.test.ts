@@ -142,6 +142,21 @@ describe("Hugging Face sharded weights (index JSON + shards)", () => {
     assert.deepEqual(report.problems[0]?.details, { shard: "pytorch_model-00001-of-00002.bin", code: "CRC_MISMATCH", inner_member: "pytorch_model-00001-of-00002/data/0" });
   });
 
+  it("reports the same problems in the same order whether shards' CRCs run on this thread or on a pool of worker threads", async () => {
+    const dir = await copyOf(generated, "hf-bin");
+    const first = join(dir, "pytorch_model-00001-of-00002.bin");
+    await flipByte(first, (await firstTensorByte(first)) + 3);
+    const second = join(dir, "pytorch_model-00002-of-00002.bin");
+    await truncateTo(second, 0.5, (await stat(second)).size);
+    const single = await verifyShardedDir(dir, { workers: 1 });
+    assert.deepEqual(single.report.problems.filter((p) => p.code === "SHARD_CORRUPT").map((p) => [p.details?.shard, p.details?.code]), [
+      ["pytorch_model-00001-of-00002.bin", "CRC_MISMATCH"],
+      ["pytorch_model-00002-of-00002.bin", "TRUNCATED"],
+    ]);
+    const pooled = await verifyShardedDir(dir, { workers: 2 });
+    assert.deepEqual(pooled.report, single.report);
+  });
+
   it("keeps a shard's UNSAFE_GLOBAL as such: the whole checkpoint is unsafe", async () => {
     const { report } = await verifyShardedDir(join(generated.dir, "hf-bin-unsafe"));
     assert.equal(report.verdict, "unsafe");

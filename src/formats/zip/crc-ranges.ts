@@ -1,0 +1,37 @@
+/**
+ * The CRC loop both kinds of CRC worker thread run: synchronous reads into one buffer (the
+ * thread does nothing else, so thread-pool round trips would only add latency) and CRC-32
+ * at memory speed.
+ */
+import { crc32 } from "@node-rs/crc32";
+import { readSync } from "node:fs";
+
+export interface CrcRange {
+  dataOffset: number;
+  size: number;
+}
+
+export interface RangeCrc {
+  crc: number;
+  /** Bytes actually read (less than the size when the file shrank). */
+  read: number;
+}
+
+/** CRC-32 of each range of the open file `fd`, in order; `onBytes` hears of bytes read as they go. */
+export function crcRanges(fd: number, buffer: Buffer, ranges: readonly CrcRange[], onBytes?: (bytes: number) => void): RangeCrc[] {
+  const results: RangeCrc[] = [];
+  for (const range of ranges) {
+    let crc = 0;
+    let position = range.dataOffset;
+    const end = range.dataOffset + range.size;
+    while (position < end) {
+      const bytesRead = readSync(fd, buffer, 0, Math.min(buffer.length, end - position), position);
+      if (bytesRead === 0) break; // the file shrank under us; the CRC will not match
+      crc = crc32(buffer.subarray(0, bytesRead), crc);
+      position += bytesRead;
+      onBytes?.(bytesRead);
+    }
+    results.push({ crc, read: position - range.dataOffset });
+  }
+  return results;
+}
