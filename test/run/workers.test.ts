@@ -1,7 +1,8 @@
 /**
  * `ckptguard run --workers` as real processes: a Python worker (test/run/fixtures/unit_worker.py,
  * marking units with the Python companion) that fails on purpose: exit 3, SIGKILL after
- * writing its output but before marking it, a hang past --unit-timeout, every attempt.
+ * writing its output but before marking it, a hang past --unit-timeout (with SIGTERM ignored
+ * too), every attempt; and workers orphaned by a supervisor killed with SIGKILL.
  *
  * "Produced exactly once in the final result" is checked through the worker's log: each unit
  * has exactly one "marked" line over every run (a unit whose marker was written is never done
@@ -13,7 +14,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { runCli, TORCH_PYTHON } from "../helpers/torch.js";
-import { fixture, readJsonIfPresent, scratchDir, startCli, stopAll, waitFor } from "../helpers/supervised.js";
+import { fixture, killGroupQuietly, readJsonIfPresent, scratchDir, startCli, stopAll, waitFor } from "../helpers/supervised.js";
 import { isAlive } from "../../src/run/child.js";
 import { readRunFacts, summarizeRun } from "../../src/server/run-view.js";
 
@@ -21,8 +22,11 @@ const FAST = ["--backoff", "50ms", "--heartbeat", "100ms", "--progress-interval"
 const UNITS = ["u1", "u2", "u3", "u4", "u5", "u6"];
 
 const scratch: string[] = [];
+/** Worker pids a test left without a supervisor: killed (their groups) whatever the test's outcome. */
+const strays: number[] = [];
 after(async () => {
   await stopAll();
+  for (const pid of strays) killGroupQuietly(pid);
   await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true })));
 });
 
@@ -60,6 +64,15 @@ async function outputs(job: Job): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const name of (await readdir(dir)).sort()) files.set(name, await readFile(join(dir, name)));
   return files;
+}
+
+const runLog = (job: Job): string => join(job.dir, ".ckptguard", "run.log");
+
+/** The time of run.log's first `ckptguard:` line matching `pattern` (its first group is the line's ISO time), and where it is. */
+function logged(log: string, pattern: RegExp): { at: number; index: number; match: RegExpExecArray } {
+  const match = pattern.exec(log);
+  assert.ok(match, `run.log has a line matching ${pattern}:\n${log}`);
+  return { at: Date.parse(match[1]!), index: match.index, match };
 }
 
 /** Launch lines of run.log: which worker ran which units, at which attempt. */
@@ -203,6 +216,77 @@ describe("ckptguard run --workers", () => {
     const lines = await logLines(job);
     for (const unit of UNITS) assert.equal(count(lines, "marked", unit), 1, `${unit} marked exactly once`);
     assert.deepEqual(await outputs(job), reference);
+  });
+
+  it("after its supervisor is SIGKILLed, the next supervisor stops the orphaned workers, redoes no marked unit and finishes each unit once", async () => {
+    const job = await newJob("workers-orphans");
+    const args = ["run", "--dir", job.dir, "--workers", "2", "--units", UNITS.join(","), ...FAST, "--", ...worker(job, "--fail", "u3=hang", "--fail", "u4=hang")];
+    const first = startCli(args);
+    // u1 and u2 are marked, then each slot hangs (first attempt only) on u3 and u4: two live workers.
+    const progress = await waitFor("both workers hanging on u3 and u4", async () => {
+      const log = await readFile(runLog(job), "utf8").catch(() => "");
+      if (!log.includes("hanging on u3") || !log.includes("hanging on u4")) return undefined;
+      const p = await readJsonIfPresent(join(job.dir, ".ckptguard", "progress.json"));
+      const running = (p?.workers ?? []).filter((w: any) => w.status === "running").map((w: any) => w.units.join(",")).sort();
+      return running.join(" ") === "u3 u4" ? p : undefined;
+    });
+    const orphans: Array<{ worker: number; pid: number }> = progress.workers.map((w: any) => ({ worker: w.worker, pid: w.pid }));
+    strays.push(...orphans.map((o) => o.pid));
+    process.kill(first.pid, "SIGKILL");
+    await first.exited;
+    for (const { pid } of orphans) assert.equal(isAlive(pid), true, `worker pid ${pid} outlives its supervisor`);
+    const before = await logLines(job);
+    assert.deepEqual(before.filter((l) => l.what === "marked").map((l) => l.unit).sort(), ["u1", "u2"]);
+
+    const second = await runCli(args);
+    assert.equal(second.code, 0, second.stderr);
+    for (const { worker: w, pid } of orphans) {
+      assert.match(second.stderr, new RegExp(`stopped worker ${w} \\(pid ${pid}\\), left running by a supervisor that died`));
+      assert.equal(isAlive(pid), false, `the orphaned worker pid ${pid} is gone`);
+    }
+    assert.match(second.stderr, /Progress: 2\/6 units complete, 4 to do/);
+    const log = await readFile(runLog(job), "utf8");
+    for (const { pid } of orphans) assert.match(log, new RegExp(`stopped worker \\d \\(pid ${pid}\\)`), "run.log records the orphans it stopped");
+    assert.doesNotMatch(log.slice(log.lastIndexOf("supervising 2 workers")), /starting pid \d+ on u[12][,:]/, "u1 and u2 were marked: not handed out again");
+
+    const lines = await logLines(job);
+    for (const unit of UNITS) assert.deepEqual([count(lines, "produced", unit), count(lines, "marked", unit)], [1, 1], `${unit} produced and marked once over both supervisors`);
+    assert.ok(reference, "the clean run ran first");
+    assert.deepEqual(await outputs(job), reference, "byte-equal to the failure-free run");
+    const final = await readJsonIfPresent(join(job.dir, ".ckptguard", "progress.json"));
+    assert.equal(final.status, "completed");
+    assert.deepEqual(final.units, { total: 6, done: 6, pending: 0, running: 0, failed: 0 });
+    for (const w of final.workers) assert.equal(isAlive(w.pid), false, `worker ${w.worker} (pid ${w.pid}) of the second supervisor is gone`);
+  });
+
+  it("--unit-timeout: a worker that ignores SIGTERM is SIGKILLed --kill-after later, its unit retried, and the run exits 0", async () => {
+    const job = await newJob("workers-stubborn");
+    const startedAt = Date.now();
+    const result = await runCli(["run", "--dir", job.dir, "--workers", "2", "--units", "a,b,c", "--unit-timeout", "1500ms", ...FAST, "--", ...worker(job, "--fail", "b=stubborn")]);
+    const elapsed = Date.now() - startedAt;
+    assert.equal(result.code, 0, result.stderr);
+
+    const log = await readFile(runLog(job), "utf8");
+    const ignoring = log.indexOf("ignoring SIGTERM, hanging on b");
+    const term = logged(log, /^\[(\S+)\] ckptguard: worker (\d): unit b running for [\d.]+s, over --unit-timeout 1\.5s: sending SIGTERM to pid (\d+)$/m);
+    assert.ok(ignoring >= 0 && ignoring < term.index, "the SIGTERM reached a worker already ignoring it");
+    const [, , slot, pid] = term.match;
+    const killed = logged(log, new RegExp(`^\\[(\\S+)\\] ckptguard: worker ${slot}: still running 300ms after SIGTERM: killed$`, "m"));
+    const exited = logged(log, new RegExp(`^\\[(\\S+)\\] ckptguard: worker ${slot}: pid ${pid} killed by SIGKILL after --unit-timeout 1\\.5s$`, "m"));
+    assert.ok(killed.index > term.index && exited.index > killed.index);
+    const gap = killed.at - term.at;
+    assert.ok(gap >= 290 && gap < 1_300, `SIGKILL ${gap} ms after SIGTERM (--kill-after 300ms)`);
+    assert.ok(elapsed >= 1_800 && elapsed < 15_000, `the run took ${elapsed} ms (1.5s timeout + 300ms kill-after + a retry)`);
+    assert.equal(isAlive(Number(pid)), false);
+
+    assert.deepEqual((await launches(job)).filter((l) => l.units === "b").map((l) => l.attempt), [1, 2], "b retried once");
+    const lines = await logLines(job);
+    for (const unit of ["a", "b", "c"]) assert.deepEqual([count(lines, "produced", unit), count(lines, "marked", unit)], [1, 1], unit);
+    const progress = await readJsonIfPresent(join(job.dir, ".ckptguard", "progress.json"));
+    assert.equal(progress.status, "completed");
+    assert.equal(progress.restarts, 1);
+    assert.deepEqual(progress.units, { total: 3, done: 3, pending: 0, running: 0, failed: 0 });
+    assert.equal(progress.workers.reduce((n: number, w: any) => n + w.failures, 0), 1);
   });
 
   it("refuses worker flags without --workers as a usage error", async () => {

@@ -71,6 +71,8 @@ class WorkerPool {
   private async open(): Promise<void> {
     const { options, files } = this;
     await removeStaleTempFiles(files, options.run.dir);
+    // Opened first, so that run.log records the orphaned workers stopped below.
+    this.log = new RotatingLog(files.log, options.run.logMaxBytes, options.run.logKeep);
     const previous = await readProgress(files);
     if (previous && !FINISHED_STATES.has(previous.status)) {
       for (const slot of previous.workers ?? []) {
@@ -79,7 +81,6 @@ class WorkerPool {
       }
     }
     await writePidFile(files, process.pid);
-    this.log = new RotatingLog(files.log, options.run.logMaxBytes, options.run.logKeep);
     this.say(`supervising ${options.workers} worker${options.workers === 1 ? "" : "s"} on ${options.units.length} unit${options.units.length === 1 ? "" : "s"} in ${options.run.dir} (pid ${process.pid}; run files in ${options.run.stateDir})`);
     this.stops.listen();
     const tickMs = Math.max(20, Math.min(MAX_TICK_MS, options.run.heartbeatMs, options.run.progressIntervalMs, (options.unitTimeoutMs ?? Infinity) / 4));

@@ -6,7 +6,9 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const runs = new Map(); // id -> summary
-  let selectedId = location.hash.slice(1) || null;
+  // The run the address names (a reload, a shared link): selected once the run list has it.
+  const linkedId = location.hash.slice(1) || null;
+  let selectedId = null;
   let detail = null;
   let skewMs = 0; // server clock minus ours
   const chart = window.ckptguardChart.create($("chart"), $("chart-empty")); // chart.js
@@ -68,7 +70,7 @@
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
       fillRunItem(li, r);
     });
-    if ((!selectedId || !runs.has(selectedId)) && sorted.length > 0) select(sorted[0].id);
+    if ((!selectedId || !runs.has(selectedId)) && sorted.length > 0) select(!selectedId && runs.has(linkedId) ? linkedId : sorted[0].id);
   }
 
   function createRunItem(id) {
