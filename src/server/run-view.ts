@@ -102,7 +102,8 @@ export async function summarizeRun(run: KnownRun, facts: RunFacts, options: { no
   const valid = checkpoints.filter((c) => c.verdict === "valid").length;
   const fraction = status === undefined ? null
     : status.total_epochs && status.epoch !== null ? Math.min(1, status.epoch / status.total_epochs)
-      : status.total_steps && status.step !== null ? Math.min(1, status.step / status.total_steps) : null;
+      : status.total_steps && status.step !== null ? Math.min(1, status.step / status.total_steps)
+        : progress?.units && progress.units.total > 0 ? progress.units.done / progress.units.total : null;
   return {
     id: run.id, name: run.name, dir: run.dir,
     state: status === undefined ? "unknown" : HEALTH_STATE[status.state], health: status?.state ?? "unknown",

@@ -123,6 +123,7 @@ describe("dashboard Workers table in chromium", { skip: existsSync(CHROMIUM) ? f
     const running = progress.workers.find((w: any) => w.status === "running");
     assert.equal(await page.locator(`#worker-table tr[data-worker="${running.worker}"] td.worker-running`).textContent(), "running");
     assert.ok(await page.locator("#worker-table").isVisible(), "the run's detail, Workers table included, is shown for the run the address names");
+    assert.equal(await page.locator(".progress-text").first().textContent(), "2/3 units done", "the run's card counts units, not epochs");
     await mkdir(RESULTS, { recursive: true });
     await page.screenshot({ path: join(RESULTS, "dashboard-workers.png"), fullPage: true });
   });

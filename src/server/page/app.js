@@ -34,6 +34,7 @@
     const parts = [];
     if (r.epoch !== null) parts.push(`epoch ${r.epoch}${r.total_epochs !== null ? `/${r.total_epochs}` : ""}`);
     if (r.step !== null) parts.push(`step ${r.step}${r.total_steps !== null ? `/${r.total_steps}` : ""}`);
+    if (r.units) parts.push(`${r.units.done}/${r.units.total} units done`);
     return parts.join(", ") || "no progress yet";
   }
 
