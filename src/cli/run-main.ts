@@ -1,7 +1,13 @@
-import { Command, CommanderError } from "commander";
+import { createRequire } from "node:module";
+import type * as Commander from "commander";
 import { formatLocation, isCkptError } from "../errors.js";
 import { codeInfo } from "../verify/codes.js";
 import type { CliContext, ExitCode } from "./context.js";
+
+// require(), not import: commander's ESM entry re-exports its CommonJS build, and importing
+// that makes Node scan the CommonJS source for its export names first (a few ms of start-up).
+const { Command, CommanderError } = createRequire(import.meta.url)("commander") as typeof Commander;
+type Command = Commander.Command;
 
 /** Registers commands on a program; `setExit` records the command's exit code. */
 export type CommandRegistrar = (program: Command, ctx: CliContext, setExit: (code: ExitCode) => void) => void;

@@ -1,3 +1,4 @@
+import { readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { CkptError } from "../errors.js";
 
@@ -36,15 +37,26 @@ export class FileSource {
 
   /** Reads exactly `length` bytes at `offset`, or throws TRUNCATED naming what was being read. */
   async read(offset: number, length: number, what: string): Promise<Buffer> {
-    if (offset < 0 || length < 0 || offset + length > this.size) {
-      throw new CkptError(
-        "TRUNCATED",
-        `${what} needs bytes ${offset}..${offset + length} but the file ends at ${this.size}`,
-        { file: this.path, offset },
-      );
-    }
+    this.checkRange(offset, length, what);
     const buffer = Buffer.allocUnsafe(length);
     await this.readInto(buffer, 0, length, offset);
+    return buffer;
+  }
+
+  /**
+   * `read` on this thread, for many tiny reads (a zip's local headers): a synchronous pread of
+   * a cached page takes microseconds, while each async read costs a thread-pool round trip
+   * (594 headers of a GPT-2 checkpoint: 4 ms instead of 35 ms).
+   */
+  readSync(offset: number, length: number, what: string): Buffer {
+    this.checkRange(offset, length, what);
+    const buffer = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const bytesRead = readSync(this.handle.fd, buffer, done, length - done, this.base + offset + done);
+      if (bytesRead === 0) throw this.shrank(offset + done);
+      done += bytesRead;
+    }
     return buffer;
   }
 
@@ -53,14 +65,23 @@ export class FileSource {
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(buffer, start + done, length - done, this.base + position + done);
-      if (bytesRead === 0) {
-        throw new CkptError("TRUNCATED", `file shrank while reading at byte ${position + done}`, {
-          file: this.path,
-          offset: position + done,
-        });
-      }
+      if (bytesRead === 0) throw this.shrank(position + done);
       done += bytesRead;
     }
+  }
+
+  private checkRange(offset: number, length: number, what: string): void {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new CkptError(
+        "TRUNCATED",
+        `${what} needs bytes ${offset}..${offset + length} but the file ends at ${this.size}`,
+        { file: this.path, offset },
+      );
+    }
+  }
+
+  private shrank(offset: number): CkptError {
+    return new CkptError("TRUNCATED", `file shrank while reading at byte ${offset}`, { file: this.path, offset });
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,7 @@
 import { stat } from "node:fs/promises";
 import { CkptError } from "../errors.js";
 import { FileSource } from "./file-source.js";
-import { readTorchLegacy } from "./legacy.js";
 import type { CheckpointModel } from "./model.js";
-import { looksLikeSafetensors, readSafetensors } from "./safetensors.js";
 import { readTorchZip, type ReadOptions } from "./torch.js";
 
 /**
@@ -33,8 +31,10 @@ export async function readCheckpoint(path: string, options: ReadOptions): Promis
 export async function readSource(source: FileSource, options: ReadOptions): Promise<CheckpointModel> {
   const head = await source.read(0, Math.min(16, source.size), "file signature");
   if (head[0] === 0x50 && head[1] === 0x4b) return await readTorchZip(source, options); // "PK": zip
+  // The other readers load on demand: nearly every checkpoint is a torch zip, and start-up counts for inspect.
+  const { looksLikeSafetensors, readSafetensors } = await import("./safetensors.js");
   if (looksLikeSafetensors(head, source.size)) return await readSafetensors(source);
-  if (head[0] === 0x80 && (head[1] ?? 99) <= 5) return await readTorchLegacy(source); // PROTO opcode
+  if (head[0] === 0x80 && (head[1] ?? 99) <= 5) return await (await import("./legacy.js")).readTorchLegacy(source); // PROTO opcode
   throw new CkptError("NOT_A_CHECKPOINT", "not a torch zip, legacy torch or safetensors file (unknown signature)", { file: source.path });
 }
 

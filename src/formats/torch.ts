@@ -4,7 +4,9 @@ import { emptyIntegrity, type CheckpointModel, type IntegrityFacts, type Storage
 import { readPickle, type PickleResult } from "./pickle/machine.js";
 import { torchPickleOptions } from "./torch-rebuild.js";
 import { collectTensors } from "./tree.js";
-import { readMember, readZipDirectory, verifyMemberCrcs, type CrcPool, type VerifyCrcOptions } from "./zip.js";
+import type { CrcPool, VerifyCrcOptions } from "./zip.js";
+import { readZipDirectory } from "./zip/directory.js";
+import { readMember } from "./zip/read-member.js";
 
 /** What a reader should do beyond building the model. */
 export interface ReadOptions {
@@ -48,8 +50,9 @@ export async function readTorchZip(source: FileSource, options: ReadOptions): Pr
 
   // The CRC pass (worker threads on large files) runs while this thread parses the pickle.
   // readMember checks data.pkl's own CRC, so a flipped pickle byte still reads as CRC_MISMATCH.
+  // Loaded on demand: inspect never CRCs, and should not pay for loading the CRC pass.
   const crcPass = options.checkCrc
-    ? verifyMemberCrcs(source, directory.members, integrity, crcOptions(options))
+    ? import("./zip/verify-crcs.js").then(({ verifyMemberCrcs }) => verifyMemberCrcs(source, directory.members, integrity, crcOptions(options)))
     : Promise.resolve();
   let parsed: PickleResult;
   try {

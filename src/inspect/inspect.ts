@@ -5,10 +5,7 @@ import { detectLayout, type LayoutName } from "../formats/layout.js";
 import { readCheckpoint } from "../formats/open.js";
 import { FileSource } from "../formats/file-source.js";
 import { DTYPE_SIZE, elementCount, type CheckpointModel, type DType } from "../formats/model.js";
-import { hashTensor } from "../formats/tensor-hash.js";
-import { DCP_METADATA_FILE, detectShardedDir, HF_INDEX_NAME } from "../formats/sharded/index.js";
 import { topLevelKeys, walkLeaves } from "../formats/tree.js";
-import { verifyShardedDir } from "../verify/sharded/index.js";
 import { isEmptyContainer, valueEntry, type ValueEntry } from "./entry-json.js";
 
 export interface TensorEntry {
@@ -63,13 +60,15 @@ export async function inspectCheckpoint(path: string, options: InspectOptions = 
   }
   const model = shardedDir !== undefined ? await readShardedModel(shardedDir) : await readCheckpoint(path, { checkCrc: false });
   const entries: Record<string, Entry> = {};
-  const source = options.tensorHash ? await FileSource.open(path, model.fileSize) : undefined;
+  // Loaded on demand, like verifyShardedDir below: a plain inspect needs neither.
+  const hashTensor = options.tensorHash ? (await import("../formats/tensor-hash.js")).hashTensor : undefined;
+  const source = hashTensor ? await FileSource.open(path, model.fileSize) : undefined;
   const tensorsByPath = new Map(model.tensors.map((t) => [t.path, t]));
   try {
     for (const leaf of walkLeaves(model.root)) {
       if (leaf.kind === "tensor") {
         const entry: TensorEntry = { dtype: leaf.tensor.dtype, shape: leaf.tensor.shape };
-        if (source) {
+        if (source && hashTensor) {
           const record = tensorsByPath.get(leaf.path);
           if (record) entry.sha256 = await hashTensor(source, record);
         }
@@ -107,12 +106,16 @@ async function shardedDirOf(path: string): Promise<string | undefined> {
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) return undefined; // readCheckpoint reports it
   const name = basename(path);
+  // Only a directory, an index or `.metadata` can stand for one; other files skip loading the sharded readers.
+  if (!info.isDirectory() && !name.endsWith(".index.json") && !name.endsWith(".metadata")) return undefined;
+  const { DCP_METADATA_FILE, detectShardedDir, HF_INDEX_NAME } = await import("../formats/sharded/index.js");
   const dir = info.isDirectory() ? path : HF_INDEX_NAME.test(name) || name === DCP_METADATA_FILE ? dirname(path) : undefined;
   return dir !== undefined && (await detectShardedDir(dir)) !== undefined ? dir : undefined;
 }
 
 /** The sharded checkpoint as one model, read as `verify` reads it but without the CRC pass; an unreadable index throws its problem. */
 async function readShardedModel(dir: string): Promise<CheckpointModel> {
+  const { verifyShardedDir } = await import("../verify/sharded/index.js");
   const { report, model } = await verifyShardedDir(dir, { checkCrc: false });
   if (model) return model;
   const first = report.problems.find((p) => p.severity === "error") ?? report.problems[0];

@@ -1,7 +1,6 @@
 import { isCkptError } from "../errors.js";
 import { readCheckpoint } from "../formats/open.js";
 import type { CheckpointModel } from "../formats/model.js";
-import { scanFiniteFile } from "../formats/finite-scan.js";
 import type { CrcPool } from "../formats/zip.js";
 import { boundsProblems } from "./bounds.js";
 import { finiteRule } from "./finite.js";
@@ -67,6 +66,7 @@ export async function verifyFileSharing(
     const onScanProgress = options.onScanProgress;
     const progress = onScanProgress ? { onProgress: (done: number, total: number) => onScanProgress({ path, fileSize: model.fileSize, done, total }) } : {};
     try {
+      const { scanFiniteFile } = await import("../formats/finite-scan.js"); // only --deep needs it
       model.finite = await scanFiniteFile(model, progress);
     } catch (error) {
       if (!isCkptError(error)) throw error;

@@ -2,7 +2,6 @@ import { isCkptError } from "../errors.js";
 import type { Verdict } from "./codes.js";
 import { collectCheckpointTargets, type CheckpointTarget } from "./collect-paths.js";
 import { exitCodeOf, makeReport, problem, type Report } from "./report.js";
-import { verifyShardedDir } from "./sharded/verify-sharded-dir.js";
 import { verifyFile, type Rule, type VerifyOptions } from "./verify-file.js";
 
 export interface VerifySummary {
@@ -32,7 +31,10 @@ export async function verifyPaths(paths: readonly string[], options: VerifyOptio
     }
     for (const target of expanded) {
       // A sharded directory (DCP, HF index + shards) is one checkpoint with one report.
-      const verified = target.kind === "sharded-dir" ? await verifyShardedDir(target.path, options, rules) : await verifyFile(target.path, options, rules);
+      // Its readers load on demand, so verifying single files does not pay for them at start-up.
+      const verified = target.kind === "sharded-dir"
+        ? await (await import("./sharded/verify-sharded-dir.js")).verifyShardedDir(target.path, options, rules)
+        : await verifyFile(target.path, options, rules);
       files.push(verified.report);
     }
   }

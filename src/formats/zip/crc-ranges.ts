@@ -3,8 +3,15 @@
  * thread does nothing else, so thread-pool round trips would only add latency) and CRC-32
  * at memory speed.
  */
-import { crc32 } from "@node-rs/crc32";
+import { crc32 } from "./crc32.js";
 import { readSync } from "node:fs";
+
+/**
+ * Control words of a parallel CRC pass (crc-parallel.ts), shared by its threads: the index of
+ * the next range to claim, then one "started" flag per worker. Here so a worker loads no more.
+ */
+export const NEXT_CLAIM = 0;
+export const STARTED_FLAGS = 1;
 
 export interface CrcRange {
   dataOffset: number;

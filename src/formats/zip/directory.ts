@@ -35,7 +35,7 @@ export async function readZipDirectory(source: FileSource): Promise<ZipDirectory
   const directory = await source.read(end.centralDirectoryOffset, end.centralDirectorySize, "zip central directory");
   const entries = parseCentralDirectory(directory, end.centralDirectoryOffset, end.entryCount, source.path);
   const defects: IntegrityFacts["defects"] = [];
-  await readLocalHeaders(source, entries, defects);
+  readLocalHeaders(source, entries, defects);
   const members = entries.map((entry) => entry.member);
   for (const member of members) {
     if (member.dataOffset >= 0) defects.push(...memberDataDefects(member, source.size));

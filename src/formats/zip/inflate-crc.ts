@@ -3,7 +3,7 @@
  * holding more than one output chunk. Output is counted against the member's recorded
  * size and inflation stops at the first byte past it, so a deflate bomb costs one chunk.
  */
-import { crc32 } from "@node-rs/crc32";
+import { crc32 } from "./crc32.js";
 import { createInflateRaw } from "node:zlib";
 import type { ZipMember } from "../model.js";
 import type { ReadWindow } from "./read-window.js";

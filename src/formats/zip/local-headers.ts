@@ -15,8 +15,6 @@ import { applyZip64Extra } from "./central-directory.js";
 const GROUP_SPAN = 64 * 1024;
 /** Room guessed for a local extra field: torch's alignment pad (<= 64 + 4) plus a zip64 field (20). */
 const EXTRA_GUESS = 128;
-/** Reads in flight at once: each costs a thread-pool round trip, which dominates for small headers. */
-const CONCURRENT_READS = 4;
 
 interface HeaderGroup {
   start: number;
@@ -24,25 +22,19 @@ interface HeaderGroup {
   entries: CentralEntry[];
 }
 
-/** Sets `dataOffset` of every entry whose local header can be read; reports the others as defects. */
-export async function readLocalHeaders(source: FileSource, entries: CentralEntry[], defects: ZipDefect[]): Promise<void> {
+/**
+ * Sets `dataOffset` of every entry whose local header can be read; reports the others as defects.
+ * Reads synchronously: a checkpoint's headers sit megabytes apart, one small read each, and an
+ * async read per header would cost a thread-pool round trip apiece (FileSource.readSync).
+ */
+export function readLocalHeaders(source: FileSource, entries: CentralEntry[], defects: ZipDefect[]): void {
   const inFileOrder = [...entries].sort((a, b) => a.member.localHeaderOffset - b.member.localHeaderOffset);
-  const found = new Map<CentralEntry, ZipDefect>();
-  const groups = groupHeaders(inFileOrder, source.size);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let group = groups[next++]; group !== undefined; group = groups[next++]) {
-      const bytes = await source.read(group.start, group.bytes, "zip local headers");
-      for (const entry of group.entries) {
-        const defect = await readLocalHeader(source, entry, bytes, group.start);
-        if (defect !== undefined) found.set(entry, defect);
-      }
+  for (const group of groupHeaders(inFileOrder, source.size)) {
+    const bytes = source.readSync(group.start, group.bytes, "zip local headers");
+    for (const entry of group.entries) {
+      const defect = readLocalHeader(source, entry, bytes, group.start);
+      if (defect !== undefined) defects.push(defect);
     }
-  };
-  await Promise.all(Array.from({ length: CONCURRENT_READS }, worker));
-  for (const entry of inFileOrder) {
-    const defect = found.get(entry);
-    if (defect !== undefined) defects.push(defect);
   }
 }
 
@@ -63,9 +55,9 @@ function groupHeaders(inFileOrder: CentralEntry[], fileSize: number): HeaderGrou
   return groups;
 }
 
-async function readLocalHeader(
+function readLocalHeader(
   source: FileSource, entry: CentralEntry, group: Buffer, groupStart: number,
-): Promise<ZipDefect | undefined> {
+): ZipDefect | undefined {
   const { member } = entry;
   const offset = member.localHeaderOffset;
   const outOfBounds = (what: string): ZipDefect => ({
@@ -75,11 +67,11 @@ async function readLocalHeader(
     offset,
   });
   if (offset + LOCAL_HEADER_SIZE > source.size) return outOfBounds("local header");
-  const bytesAt = (position: number, length: number): Promise<Buffer> | Buffer =>
+  const bytesAt = (position: number, length: number): Buffer =>
     position + length <= groupStart + group.length
       ? group.subarray(position - groupStart, position - groupStart + length)
-      : source.read(position, length, "zip local header");
-  const header = await bytesAt(offset, LOCAL_HEADER_SIZE);
+      : source.readSync(position, length, "zip local header");
+  const header = bytesAt(offset, LOCAL_HEADER_SIZE);
   if (header.readUInt32LE(0) !== LOCAL_HEADER_SIGNATURE) {
     return { code: "LOCAL_HEADER_MISMATCH", message: `no local header signature at byte ${offset}`, member: member.name, offset };
   }
@@ -87,7 +79,7 @@ async function readLocalHeader(
   const variableLength = nameLength + header.readUInt16LE(28);
   const variableStart = offset + LOCAL_HEADER_SIZE;
   if (variableStart + variableLength > source.size) return outOfBounds("local header name and extra field");
-  const variable = await bytesAt(variableStart, variableLength);
+  const variable = bytesAt(variableStart, variableLength);
   member.dataOffset = variableStart + variableLength;
 
   const differing = compareWithCentral(entry, header, variable.subarray(0, nameLength), variable.subarray(nameLength));

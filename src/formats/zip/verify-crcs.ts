@@ -3,7 +3,7 @@
  * out back to back, so big sequential reads (with the next one already in flight) cover
  * many members each, and the CRC runs at memory speed; this pass is most of `verify`'s time.
  */
-import { crc32 } from "@node-rs/crc32";
+import { crc32 } from "./crc32.js";
 import type { FileSource } from "../file-source.js";
 import type { IntegrityFacts, ZipMember } from "../model.js";
 import { METHOD_STORED, type ZipDefect } from "./format.js";
@@ -19,7 +19,7 @@ const CRC_CHUNK_SIZE = 4 * 1024 * 1024;
 export interface VerifyCrcOptions {
   /** Called as compressed bytes are read: (bytes done, total bytes to read). */
   onProgress?: (done: number, total: number) => void;
-  /** Worker threads for stored members; by default 1 below 256 MiB of stored data, else one per core (max 4). */
+  /** Threads for stored members, this one included (N: N - 1 workers); by default 1 below 256 MiB of stored data, else one per core (max 4). */
   workers?: number;
   /** Threads shared with other streams (a sharded checkpoint's): stored members go there as one job; `workers` is ignored. */
   pool?: CrcPool;
