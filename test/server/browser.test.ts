@@ -6,18 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, realpath, rm, truncate, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, realpath, rm, truncate, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { runId } from "../../src/server/runs.js";
 import { startServer, type RunningServer } from "../../src/server/server.js";
+import { CHROMIUM, openBrowserPage, type BrowserPage } from "../helpers/browser.js";
 import { liveRun, stopRun, waitForCheckpoints } from "../helpers/serve.js";
 import { scratchDir, type RunningCli } from "../helpers/supervised.js";
 import { REPO_ROOT } from "../helpers/torch.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const RESULTS = join(REPO_ROOT, "test-results");
 const RED = "rgb(217, 48, 37)"; // --red in page/style.css
 
@@ -34,39 +33,25 @@ describe("dashboard page in chromium", { skip: existsSync(CHROMIUM) ? false : `$
   let runDir: string;
   let run: RunningCli;
   let server: RunningServer;
-  let profile: string;
-  let context: BrowserContext;
+  let browser: BrowserPage;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[];
 
   before(async () => {
     root = await realpath(await scratchDir("serve-browser"));
     runDir = join(root, "tiny");
     run = liveRun(runDir, 40, ["--max-gap", "30s"], ["--sleep", "0.4"]);
-    profile = await mkdtemp(join(tmpdir(), "ckptguard-chromium-"));
-    const [, started, ctx] = await Promise.all([
-      waitForCheckpoints(runDir, 1),
-      startServer({ dirs: [root], port: 0, rediscoverMs: 500 }),
-      chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 900 },
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      }),
-    ]);
+    const [, started, opened] = await Promise.all([waitForCheckpoints(runDir, 1), startServer({ dirs: [root], port: 0, rediscoverMs: 500 }), openBrowserPage()]);
     server = started;
-    context = ctx;
-    page = await context.newPage();
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      if (message.type() === "error") pageErrors.push(message.text());
-    });
+    browser = opened;
+    ({ page, pageErrors } = browser);
     await page.goto(server.url);
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await server?.close();
     if (run) await stopRun(run, runDir);
-    if (profile) await rm(profile, { recursive: true, force: true });
     if (root) await rm(root, { recursive: true, force: true });
   });
 

@@ -7,18 +7,17 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { runId } from "../../src/server/runs.js";
 import { startServer, type RunningServer } from "../../src/server/server.js";
+import { CHROMIUM, openBrowserPage, type BrowserPage } from "../helpers/browser.js";
 import { stopRun } from "../helpers/serve.js";
 import { fixture, killGroupQuietly, readJsonIfPresent, scratchDir, startCli, waitFor, type RunningCli } from "../helpers/supervised.js";
 import { REPO_ROOT, TORCH_PYTHON } from "../helpers/torch.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const RESULTS = join(REPO_ROOT, "test-results");
 
 // The functions passed to evaluate run in chromium; this project compiles without the DOM's
@@ -63,10 +62,9 @@ describe("dashboard Workers table in chromium", { skip: existsSync(CHROMIUM) ? f
   let gate: string;
   let run: RunningCli;
   let server: RunningServer;
-  let profile: string;
-  let context: BrowserContext;
+  let browser: BrowserPage;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[];
   const progressFile = (): string => join(runDir, ".ckptguard", "progress.json");
 
   before(async () => {
@@ -79,31 +77,19 @@ describe("dashboard Workers table in chromium", { skip: existsSync(CHROMIUM) ? f
       "run", "--dir", runDir, "--workers", "2", "--units", "a,b,c", "--backoff", "50ms", "--heartbeat", "100ms", "--progress-interval", "100ms", "--quiet",
       "--", TORCH_PYTHON, fixture("unit_worker.py"), "--worker", "{worker}", "--units", "{units}", "--log", join(root, "worker.log"), "--tries", tries, "--wait", `c=${gate}`,
     ]);
-    profile = await mkdtemp(join(tmpdir(), "ckptguard-chromium-"));
-    const [started, ctx] = await Promise.all([
-      startServer({ dirs: [root], port: 0, rediscoverMs: 500 }),
-      chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 900 },
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      }),
-    ]);
+    const [started, opened] = await Promise.all([startServer({ dirs: [root], port: 0, rediscoverMs: 500 }), openBrowserPage()]);
     server = started;
-    context = ctx;
-    page = await context.newPage();
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("console", (message) => {
-      if (message.type() === "error") pageErrors.push(message.text());
-    });
+    browser = opened;
+    ({ page, pageErrors } = browser);
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await server?.close();
     if (gate) await writeFile(gate, "").catch(() => undefined);
     const progress = runDir ? await readJsonIfPresent(progressFile()).catch(() => undefined) : undefined;
     if (run) await stopRun(run, runDir);
     for (const w of progress?.workers ?? []) killGroupQuietly(w.pid);
-    if (profile) await rm(profile, { recursive: true, force: true });
     if (root) await rm(root, { recursive: true, force: true });
   });
 
