@@ -19,8 +19,10 @@ from ._errors import CkptguardError
 MARKER_VERSION = 1
 MARKERS_DIR = ".done"
 DIR_ENV = "CKPTGUARD_DIR"
-# Files `verify=True` hands to `ckptguard verify` (src/verify/collect-paths.ts CHECKPOINT_EXTENSIONS).
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".distcp")
+# Files `verify=True` hands to `ckptguard verify`, as the TypeScript side's CheckpointManifest
+# does. A `.distcp` shard is only whole as part of its directory, whose `.metadata` torch writes
+# after every rank has marked its shard, so shards get the hash alone.
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 _UNIT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _HASH_CHUNK = 8 << 20
 
@@ -39,9 +41,10 @@ def mark_done(unit: str, outputs: Sequence[PathLike], *, directory: Optional[Pat
 
     Each output must be a regular file; it is fsynced (with its directory) so the marker can
     never outlive it after a power cut, then measured and hashed (SHA-256). With
-    ``verify=True`` the outputs with a checkpoint extension (.pt .pth .ckpt .bin .safetensors
-    .distcp) are checked by ``ckptguard verify`` first (CLI on PATH), and a rejected one
-    raises CkptguardError without writing the marker. The marker
+    ``verify=True`` the outputs with a checkpoint extension (.pt .pth .ckpt .bin .safetensors;
+    not .distcp shards, which only verify as a whole directory) are checked by
+    ``ckptguard verify`` first (CLI on PATH), and a rejected one raises CkptguardError without
+    writing the marker. The marker
     ``{"version": 1, "unit", "outputs": [{"path", "size", "sha256"}], "time", "worker"}`` is
     written atomically; output paths inside ``directory`` are stored relative to it.
     ``worker`` defaults to ``<hostname>:<pid>``. Marking a unit again replaces its marker.

@@ -28,8 +28,8 @@ export async function collectCheckpointPaths(paths: readonly string[]): Promise<
 /**
  * Like collectCheckpointPaths, saying what each path is. A directory holding a sharded
  * checkpoint is one target, and its shards are not listed again as files; its other files
- * (an HF Trainer's optimizer.pt) and subdirectories still are. An index file or DCP
- * `.metadata` given by name stands for its directory.
+ * (an HF Trainer's optimizer.pt) and subdirectories still are. An index file, DCP
+ * `.metadata` or `.distcp` shard given by name stands for its directory.
  */
 export async function collectCheckpointTargets(paths: readonly string[]): Promise<CheckpointTarget[]> {
   const out: CheckpointTarget[] = [];
@@ -42,7 +42,9 @@ export async function collectCheckpointTargets(paths: readonly string[]): Promis
     }
     if (!info.isDirectory()) {
       const name = basename(path);
-      const standsForDir = (HF_INDEX_NAME.test(name) || name === DCP_METADATA_FILE) && (await detectShardedDir(dirname(path))) !== undefined;
+      // A .distcp shard holds many torch.save streams at offsets only .metadata knows: read as
+      // one file, just its first stream would be checked, so it too stands for its directory.
+      const standsForDir = (HF_INDEX_NAME.test(name) || name === DCP_METADATA_FILE || name.endsWith(".distcp")) && (await detectShardedDir(dirname(path))) !== undefined;
       out.push(standsForDir ? { path: dirname(path), kind: "sharded-dir" } : { path, kind: "file" });
       continue;
     }

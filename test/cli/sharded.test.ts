@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { copyFile, cp, mkdir, readdir, rename, rm, stat, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { makeShardedCheckpoints, type ShardedCheckpoints } from "../helpers/sharded.js";
+import { flipByte, makeShardedCheckpoints, type ShardedCheckpoints } from "../helpers/sharded.js";
 import { runCli, type ProcessResult } from "../helpers/torch.js";
 
 interface VerifyJson {
@@ -85,6 +85,23 @@ describe("ckptguard verify on sharded checkpoint directories", () => {
     const missing = await runCli(["verify", index, "--require", "optimizer", "--json"]);
     assert.equal(missing.code, 1);
     assert.deepEqual(parse(missing).files[0]?.problems.map((p) => p.code), ["MISSING_KEY"]);
+  });
+
+  it("takes one .distcp shard as its directory, so damage past the shard's first stream is found", async () => {
+    const dir = join(generated.dir, "dcp-one-shard");
+    await cp(join(generated.dir, "dcp"), dir, { recursive: true });
+    const shard = join(dir, "__1_0.distcp");
+    const whole = await runCli(["verify", shard, "--json"]);
+    assert.equal(whole.code, 0, whole.stdout + whole.stderr);
+    assert.deepEqual(parse(whole).files.map((f) => [f.path, f.format, f.verdict]), [[dir, "dcp", "valid"]]);
+    // The shard's last bytes belong to its last torch.save stream, never to the first.
+    const { size } = await stat(shard);
+    await flipByte(shard, size - 30);
+    const damaged = await runCli(["verify", shard, "--json"]);
+    assert.equal(damaged.code, 1, damaged.stdout);
+    const [report] = parse(damaged).files;
+    assert.deepEqual([report?.path, report?.verdict], [dir, "corrupt"]);
+    assert.ok(report?.problems.some((p) => p.code === "SHARD_CORRUPT"), JSON.stringify(report?.problems));
   });
 
   describe("ls and latest", () => {
