@@ -121,7 +121,7 @@ export { readRunStatus, type RunStatus, type RunHealth } from "./run/status.js";
 export { runFiles, readProgress, STATE_DIR_NAME, type RunFiles } from "./run/run-files.js";
 export type { ProgressJson, RunState, RunWarning, CheckpointRef } from "./run/progress.js";
 /** manifest.json: every checkpoint a run has seen, the latest valid, the best, the failed. */
-export { CheckpointManifest, orderedProgressLine, type UnitCheck, type UnitStatus, type ResumePlan, type OrderedResumePlan, type MarkDoneOptions } from "./manifest/markers.js";
+export { CheckpointManifest, orderedProgressLine, unitProgressLine, type UnitCheck, type UnitStatus, type ResumePlan, type OrderedResumePlan, type MarkDoneOptions } from "./manifest/markers.js";
 export { checkUnitName, markerPath, MARKERS_DIR, MARKER_VERSION, type CompletionMarker, type MarkerOutput } from "./manifest/marker-file.js";
 export { readManifest, type Manifest, type ManifestCheckpoint, type ManifestFailure } from "./manifest/manifest.js";
 /** `5m` -> 300000 and back, as the run flags take durations. */

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { CheckpointManifest, type UnitCheck, type UnitStatus } from "../manifest/markers.js";
+import { CheckpointManifest, orderedProgressLine, unitProgressLine, type UnitCheck, type UnitStatus } from "../manifest/markers.js";
 import { readUnitList } from "../manifest/unit-list.js";
 import { CkptError } from "../errors.js";
 import type { CliContext, ExitCode } from "./context.js";
@@ -60,9 +60,8 @@ export function registerUnits(program: Command, ctx: CliContext, setExit: (code:
           ctx.stdout.write(redo(i) ? `${c.red("pending")}  ${s.unit}: ${why}\n` : `${c.green("done")}     ${s.unit} (${s.marker!.worker}, ${s.marker!.time})\n`);
         });
         for (const r of plan?.removed ?? []) ctx.stdout.write(`removed marker of ${r.unit}: ${r.reason}\n`);
-        ctx.stdout.write(flags.ordered
-          ? `Progress: ${units.length - pending.length}/${units.length} stages complete${resumeFrom ? `, resuming from: ${resumeFrom}` : ""}\n`
-          : `Progress: ${units.length - pending.length}/${units.length} units done\n`);
+        const done = units.length - pending.length;
+        ctx.stdout.write(`${flags.ordered ? orderedProgressLine(done, units.length, resumeFrom) : unitProgressLine(done, units.length)}\n`);
       }
       setExit(pending.length === 0 ? 0 : 1);
     });

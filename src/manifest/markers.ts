@@ -214,6 +214,11 @@ export class CheckpointManifest {
   }
 }
 
+/** "Progress: 4/6 units complete, 2 to do" (or "Progress: 6/6 units complete"). */
+export function unitProgressLine(done: number, total: number): string {
+  return `Progress: ${done}/${total} units complete${done < total ? `, ${total - done} to do` : ""}`;
+}
+
 /** "Progress: 2/5 stages complete, resuming from: stage_3". */
 export function orderedProgressLine(complete: number, total: number, resumeFrom: string | undefined): string {
   return resumeFrom === undefined

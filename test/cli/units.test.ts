@@ -72,7 +72,7 @@ describe("ckptguard units", () => {
     const result = await runCli(["units", dir, "--units", STAGES.join(",")]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^done {5}stage_1 \(w0, \d{4}-/m);
-    assert.match(result.stdout, /Progress: 4\/4 units done\n$/);
+    assert.match(result.stdout, /Progress: 4\/4 units complete\n$/);
   });
 
   it("--ordered with a corrupt middle stage: redo it and every later stage; read-only until --repair removes their markers", async () => {

@@ -1,5 +1,5 @@
 import { emptyManifest } from "../../manifest/manifest.js";
-import { CheckpointManifest } from "../../manifest/markers.js";
+import { CheckpointManifest, unitProgressLine } from "../../manifest/markers.js";
 import { stopOrphanChild, type ChildExit } from "../child.js";
 import { RotatingLog } from "../log-file.js";
 import { FINISHED_STATES, type RunState } from "../progress.js";
@@ -102,7 +102,7 @@ class WorkerPool {
     const plan = ordered ?? await markers.planResume(options.units, options.unitCheck);
     for (const { unit, reason } of plan.removed) this.say(`unit ${unit}: marker removed (${reason}); it will be redone`);
     if (ordered) this.say(ordered.line);
-    else this.say(`Progress: ${plan.done.length}/${options.units.length} units complete${plan.pending.length > 0 ? `, ${plan.pending.length} to do` : ""}`);
+    else this.say(unitProgressLine(plan.done.length, options.units.length));
     return plan.done;
   }
 
