@@ -25,6 +25,8 @@ DIR_ENV = "CKPTGUARD_DIR"
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 _UNIT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _HASH_CHUNK = 8 << 20
+# A marker is a few hundred bytes per output; anything larger is not one (as marker-file.ts).
+_MAX_MARKER_BYTES = 16 << 20
 
 
 def marker_path(unit: str, *, directory: Optional[PathLike] = None) -> str:
@@ -78,8 +80,14 @@ def read_marker(unit: str, *, directory: Optional[PathLike] = None) -> Optional[
     marker of this unit. Raises CkptguardError ``FUTURE_VERSION`` for a newer version."""
     path = marker_path(unit, directory=directory)
     try:
-        with open(path, "rb") as f:
-            marker = json.loads(f.read().decode("utf-8"))
+        # O_NONBLOCK and a regular-file check: a FIFO, or a symlink to /dev/zero, in place of a
+        # marker must read as "not done", not block or fill memory.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_MARKER_BYTES:
+                return None
+            marker = json.loads(f.read(_MAX_MARKER_BYTES + 1).decode("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(marker, dict):
@@ -102,7 +110,8 @@ def is_done(unit: str, *, directory: Optional[PathLike] = None, check_hashes: bo
     for output in marker["outputs"]:
         file = os.path.join(base, output["path"])
         try:
-            if os.stat(file).st_size != output["size"]:
+            info = os.stat(file)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != output["size"]:
                 return False
             if check_hashes and _sha256(file)[1] != output["sha256"]:
                 return False
@@ -121,7 +130,8 @@ def _run_directory(directory: Optional[PathLike]) -> str:
 
 
 def _describe_output(file: str, base: str) -> Dict[str, Any]:
-    fd = os.open(file, os.O_RDONLY)
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever.
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError(f"output {file} is not a regular file")
@@ -148,6 +158,7 @@ def _outputs_well_formed(marker: Dict[str, Any]) -> bool:
     outputs = marker.get("outputs")
     return isinstance(outputs, list) and all(
         isinstance(o, dict) and isinstance(o.get("path"), str) and o["path"] != ""
+        and (os.path.isabs(o["path"]) or all(part not in ("", ".", "..") for part in o["path"].split("/")))
         and isinstance(o.get("size"), int) and isinstance(o.get("sha256"), str) for o in outputs)
 
 

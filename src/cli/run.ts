@@ -7,7 +7,7 @@ import type { RunOptions } from "../run/options.js";
 import { readProgress, runFiles } from "../run/run-files.js";
 import { runPreflight, superviseRun } from "../run/supervisor.js";
 import type { WorkerRunOptions } from "../run/workers/options.js";
-import { superviseWorkers } from "../run/workers/pool.js";
+import { preflightWorkers, superviseWorkers } from "../run/workers/pool.js";
 import { parseCount, parseDuration } from "../run/units.js";
 import { parseSize } from "../verify/size-limits.js";
 import type { CliContext, ExitCode } from "./context.js";
@@ -121,7 +121,7 @@ export function registerRun(program: Command, ctx: CliContext, setExit: (code: E
       }
       const options = flags.workers !== undefined ? toWorkerOptions(command, flags) : toRunOptions(command, flags);
       if (flags.checkOnly) {
-        const result = await runPreflight(options, ctx.env);
+        const result = await preflightFor(options, ctx.env);
         ctx.stdout.write(`preflight ok: ${result.options.dir} writable, ${formatBytes(result.freeBytes)} free (need ${formatBytes(result.requiredFreeBytes)}), command ${result.commandPath}\n`);
         return;
       }
@@ -151,12 +151,18 @@ function toRunOptions(command: string[], flags: RunFlags): RunOptions {
 /** `--workers N` and its flags; without `--workers` they are refused (they would be ignored). */
 function toWorkerOptions(command: string[], flags: RunFlags): WorkerRunOptions {
   const split = (text: string): string[] => text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (flags.gpus !== undefined && flags.pinGpus) throw new CkptError("USAGE", "--gpus and --pin-gpus: give one of them (both set CUDA_VISIBLE_DEVICES)");
+  if (flags.gpus !== undefined && split(flags.gpus).length === 0) throw new CkptError("USAGE", `--gpus: expected GPU indices or UUIDs such as 0,1,2, got ${JSON.stringify(flags.gpus)} (string)`);
   const gpus = flags.gpus !== undefined ? split(flags.gpus) : flags.pinGpus ? Array.from({ length: flags.workers! }, (_, i) => String(i)) : undefined;
   const pairs: Array<[keyof WorkerRunOptions, unknown]> = [
     ["workers", flags.workers], ["units", flags.units !== undefined ? split(flags.units) : undefined], ["unitsFile", flags.unitsFile], ["ordered", flags.ordered],
     ["batch", flags.batch], ["maxRetries", flags.maxRetries], ["unitTimeoutMs", flags.unitTimeout], ["gpus", gpus], ["unitCheck", flags.unitCheck],
   ];
   return Object.assign(toRunOptions(command, flags), Object.fromEntries(pairs.filter(([, v]) => v !== undefined))) as unknown as WorkerRunOptions;
+}
+
+function preflightFor(options: RunOptions, env: NodeJS.ProcessEnv): ReturnType<typeof runPreflight> {
+  return "workers" in options ? preflightWorkers(options as WorkerRunOptions, env) : runPreflight(options, env);
 }
 
 function parseUnitCheck(text: string): "size" | "hash" | "verify" {
@@ -174,7 +180,7 @@ function parseMode(text: string): "min" | "max" {
  * `--detach` in a new session with no terminal, reporting once it has written its run files.
  */
 async function detach(rawArgs: readonly string[], options: RunOptions, ctx: CliContext): Promise<ExitCode> {
-  const { options: resolved } = await runPreflight(options, ctx.env);
+  const { options: resolved } = await preflightFor(options, ctx.env);
   const end = rawArgs.includes("--") ? rawArgs.indexOf("--") : rawArgs.length;
   const args = [...rawArgs.slice(0, end).filter((a) => a !== "--detach"), "--quiet", ...rawArgs.slice(end)];
   const cli = fileURLToPath(new URL("./main.js", import.meta.url));

@@ -4,6 +4,7 @@
  * (python/ckptguard/_markers.py) writes and reads the same files; this is the TypeScript side.
  */
 import { hostname } from "node:os";
+import { constants } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { CkptError } from "../errors.js";
@@ -62,7 +63,9 @@ export function recordedPath(dir: string, file: string): string {
 
 /** Size and SHA-256 of a regular file, fsynced first so the marker can never outlive it. */
 export async function describeOutput(dir: string, file: string): Promise<MarkerOutput> {
-  const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; it
+  // changes nothing for the regular files we accept.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
     throw new CkptError("OUTPUT_MISSING", `output ${file} cannot be opened (${error.code ?? error.message})`, { file });
   });
   try {
@@ -118,7 +121,15 @@ export async function readMarkerFile(dir: string, unit: string): Promise<Complet
 function outputsWellFormed(outputs: unknown): outputs is MarkerOutput[] {
   return Array.isArray(outputs) && outputs.every((o) =>
     typeof o === "object" && o !== null
-    && typeof o.path === "string" && o.path !== ""
+    && typeof o.path === "string" && o.path !== "" && (isAbsolute(o.path) || staysInside(o.path))
     && Number.isSafeInteger(o.size) && o.size >= 0
     && typeof o.sha256 === "string");
+}
+
+/**
+ * A relative output path is written only for a file inside the run directory, so one with a
+ * `..`, `.` or empty part is not one a writer made: it would send the reader outside it.
+ */
+function staysInside(path: string): boolean {
+  return path.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }

@@ -127,7 +127,9 @@ export class CheckpointManifest {
     try {
       await unlink(path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+      // ENOTDIR: `.done` (or a unit's subdirectory) is a file, so no marker can be there.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return false;
       throw error;
     }
     await syncDirectory(dirname(path));
@@ -204,7 +206,10 @@ export class CheckpointManifest {
   /** mkdir -p under the run directory, fsyncing each new directory's parent so the marker's path survives a power cut. */
   private async makeMarkerDirectories(dir: string): Promise<void> {
     const missing: string[] = [];
-    for (let d = dir; !(await stat(d).catch(() => undefined)); d = dirname(d)) missing.unshift(d);
+    let d = dir;
+    let info;
+    for (; !(info = await stat(d).catch(() => undefined)); d = dirname(d)) missing.unshift(d);
+    if (!info.isDirectory()) throw new CkptError("NOT_A_DIRECTORY", `cannot write the marker: ${d} is a file, not a directory`, { file: d });
     for (const d of missing) {
       await mkdir(d).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== "EEXIST") throw error;

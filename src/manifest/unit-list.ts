@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import { CkptError } from "../errors.js";
 import { checkUnitName } from "./marker-file.js";
 
@@ -13,14 +13,35 @@ export async function readUnitList(source: { units?: readonly string[] | string;
   }
   let units: string[];
   if (source.unitsFile !== undefined) {
-    const text = await readFile(source.unitsFile, "utf8").catch((error: NodeJS.ErrnoException) => {
-      throw new CkptError("USAGE", `--units-file: cannot read ${source.unitsFile}: ${error.code ?? error.message}`);
-    });
-    units = parseUnitLines(text);
+    units = parseUnitLines(await readUnitsFile(source.unitsFile));
   } else {
     units = typeof source.units === "string" ? source.units.split(",").map((u) => u.trim()).filter(Boolean) : [...source.units!];
   }
   return checkUnitList(units, source.unitsFile !== undefined ? "--units-file" : option);
+}
+
+/**
+ * A units file is a list of names of at most 200 characters; 16 MiB holds tens of thousands.
+ * Read as a stream with that cap, so `/dev/zero` or an endless pipe is refused rather than
+ * read until memory runs out, while `--units-file <(generate)` still works.
+ */
+export const MAX_UNITS_FILE_BYTES = 16 * 1024 * 1024;
+
+async function readUnitsFile(file: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > MAX_UNITS_FILE_BYTES) throw new CkptError("USAGE", `--units-file: ${file} holds more than ${MAX_UNITS_FILE_BYTES} bytes; that is not a list of unit names`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof CkptError) throw error;
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new CkptError("USAGE", `--units-file: cannot read ${file}: ${code ?? message}`);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 export function parseUnitLines(text: string): string[] {

@@ -4,11 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { copyFile, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCli, TEST_TMP } from "../helpers/torch.js";
 
 const FIXTURES = "../shared/fixtures/torch";
+const SHA256_OF_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 const STAGES = ["stage_1", "stage_2", "stage_3", "stage_4"];
 
 let root = "";
@@ -43,6 +45,22 @@ describe("ckptguard mark-done", () => {
     assert.equal(result.code, 0, result.stderr);
     const marker = JSON.parse(await readFile(join(dir, ".done", "part_0.done"), "utf8"));
     assert.deepEqual([marker.version, marker.unit, marker.worker, marker.outputs[0].path, marker.outputs[0].size], [1, "part_0", "bash:1", "part-0.txt", 5]);
+  });
+
+  it("refuses a FIFO output and a .done that is a file in one line each, without waiting or a stack", async () => {
+    const dir = join(root, "not-files");
+    await mkdir(dir);
+    const fifo = join(dir, "out.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const onFifo = await runCli(["mark-done", dir, "u", fifo], { timeoutMs: 10_000 });
+    assert.equal(onFifo.code, 1, onFifo.stderr);
+    assert.match(onFifo.stderr, /^ckptguard: .*OUTPUT_MISSING: output .*out\.fifo is not a regular file\n$/);
+    const file = join(dir, "out.bin");
+    await writeFile(file, "hello");
+    await writeFile(join(dir, ".done"), "not a directory");
+    const onFile = await runCli(["mark-done", dir, "u", file], { timeoutMs: 10_000 });
+    assert.equal(onFile.code, 1, onFile.stderr);
+    assert.match(onFile.stderr, /^ckptguard: .*NOT_A_DIRECTORY: cannot write the marker: .*\.done is a file, not a directory\n$/);
   });
 
   it("refuses, in one line and without a marker, a truncated checkpoint (--verify), a missing output and a bad unit name", async () => {
@@ -106,5 +124,25 @@ describe("ckptguard units", () => {
       assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
       assert.match(result.stderr, /^ckptguard: USAGE: /);
     }
+  });
+
+  it("exits 2 in one line for a --units-file that is missing, a directory, or endless (/dev/zero), reading at most 16 MiB of it", async () => {
+    const dir = await finishedStages("units-file");
+    for (const [file, why] of [[join(dir, "absent.txt"), /cannot read .*: ENOENT/], [dir, /cannot read .*: EISDIR/], ["/dev/zero", /holds more than 16777216 bytes/]] as const) {
+      const result = await runCli(["units", dir, "--units-file", file], { timeoutMs: 20_000 });
+      assert.equal(result.code, 2, `${file}: ${result.stderr}`);
+      assert.match(result.stderr, /^ckptguard: USAGE: --units-file: .*\n$/);
+      assert.match(result.stderr, why);
+    }
+  });
+
+  it("does not count a marker whose relative output climbs out of the directory with ..", async () => {
+    const dir = join(root, "climbs");
+    await mkdir(join(dir, ".done"), { recursive: true });
+    await writeFile(join(root, "outside.bin"), "hello");
+    await writeFile(join(dir, ".done", "u.done"), JSON.stringify({ version: 1, unit: "u", outputs: [{ path: "../outside.bin", size: 5, sha256: SHA256_OF_HELLO }], time: "", worker: "w" }));
+    const result = await runCli(["units", dir, "--units", "u", "--check", "hash", "--json"]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(JSON.parse(result.stdout).units[0].reason, "no valid completion marker");
   });
 });

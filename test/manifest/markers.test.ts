@@ -5,7 +5,7 @@
  * the first broken one.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CheckpointManifest } from "../../src/manifest/markers.js";
@@ -41,8 +41,8 @@ async function output(manifest: CheckpointManifest, name: string, content: strin
 }
 
 /** Runs Python with the companion importable; returns its stdout. */
-function python(code: string, env: NodeJS.ProcessEnv = {}): string {
-  return execFileSync(TORCH_PYTHON, ["-c", code], { encoding: "utf8", env: { ...process.env, PYTHONPATH: join(REPO_ROOT, "python"), ...env } });
+function python(code: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): string {
+  return execFileSync(TORCH_PYTHON, ["-c", code, ...args], { encoding: "utf8", timeout: 20_000, env: { ...process.env, PYTHONPATH: join(REPO_ROOT, "python"), ...env } });
 }
 
 describe("CheckpointManifest.markDone", () => {
@@ -122,6 +122,31 @@ describe("CheckpointManifest.unitStatus", () => {
     }
     await writeFile(path, '{"version":2,"unit":"u","outputs":[]}');
     await assert.rejects(manifest.isDone("u"), { code: "FUTURE_VERSION" });
+  });
+
+  it("reads a FIFO or /dev/zero in place of a marker, and a relative output with .., as not done, here and in the Python companion", async () => {
+    const manifest = await runDir();
+    await mkdir(join(manifest.dir, ".done"), { recursive: true });
+    execFileSync("mkfifo", [markerPath(manifest.dir, "fifo")]);
+    await symlink("/dev/zero", markerPath(manifest.dir, "zero"));
+    await writeFile(join(manifest.dir, "..", "outside.txt"), "hello");
+    await writeFile(markerPath(manifest.dir, "climbs"), JSON.stringify({ version: 1, unit: "climbs", outputs: [{ path: "../outside.txt", size: 5, sha256: SHA256_OF_HELLO }], time: "", worker: "" }));
+    for (const unit of ["fifo", "zero", "climbs"]) assert.equal(await manifest.isDone(unit, "hash"), false, unit);
+    const answers = python(
+      "import json, sys\nfrom ckptguard import _markers as m\n"
+      + "print(json.dumps([[m.read_marker(u, directory=sys.argv[1]) is None, m.is_done(u, directory=sys.argv[1], check_hashes=True)] for u in ('fifo', 'zero', 'climbs')]))",
+      {}, [manifest.dir]);
+    assert.deepEqual(JSON.parse(answers), [[true, false], [true, false], [true, false]]);
+  });
+
+  it("refuses a FIFO as an output without waiting for a writer, here and in the Python companion", async () => {
+    const manifest = await runDir();
+    const fifo = join(manifest.dir, "out.fifo");
+    execFileSync("mkfifo", [fifo]);
+    await assert.rejects(manifest.markDone("u", [fifo]), { code: "OUTPUT_MISSING", message: /is not a regular file/ });
+    const refused = python("import sys\nfrom ckptguard import _markers as m\ntry:\n    m.mark_done('u', [sys.argv[2]], directory=sys.argv[1])\nexcept ValueError as e:\n    print(e)", {}, [manifest.dir, fifo]);
+    assert.match(refused, /is not a regular file/);
+    assert.equal(await manifest.readMarker("u"), undefined);
   });
 });
 

@@ -295,4 +295,40 @@ describe("ckptguard run --workers", () => {
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /--units: only with --workers N/);
   });
+
+  it("runs a program whose path holds {worker}, and refuses one that a slot lacks before starting any", async () => {
+    const job = await newJob("workers-program-path");
+    for (const slot of [0, 1]) {
+      const script = join(job.dir, "..", `slot_${slot}.sh`);
+      await writeFile(script, `#!/bin/sh\nexec "${TORCH_PYTHON}" "${fixture("unit_worker.py")}" "$@"\n`, { mode: 0o755 });
+    }
+    const command = [join(job.dir, "..", "slot_{worker}.sh"), ...worker(job).slice(2)];
+    const ran = await runCli(["run", "--dir", job.dir, "--workers", "2", "--units", "a,b,c", "--unit-check", "size", ...FAST, "--", ...command]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stderr, /worker 1: starting pid \d+ on b: \S+slot_1\.sh /);
+    const third = await runCli(["run", "--dir", job.dir, "--workers", "3", "--units", "a", "--fresh", ...FAST, "--", ...command]);
+    assert.equal(third.code, 1, third.stderr);
+    assert.match(third.stderr, /^ckptguard: \S+slot_2\.sh: COMMAND_NOT_FOUND: /m);
+    assert.doesNotMatch(third.stderr, /starting pid/);
+  });
+
+  it("exits 1 at once with FUTURE_VERSION, not hanging on its timers, when a unit's marker is of a newer protocol", async () => {
+    const job = await newJob("workers-future-marker");
+    await mkdir(join(job.dir, ".done"), { recursive: true });
+    await writeFile(join(job.dir, ".done", "a.done"), '{"version":2,"unit":"a","outputs":[]}');
+    const result = await runCli(["run", "--dir", job.dir, "--workers", "1", "--units", "a", ...FAST, "--", ...worker(job)], { timeoutMs: 15_000 });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /FUTURE_VERSION: completion marker version 2 is newer/);
+    assert.doesNotMatch(result.stderr, /starting pid/);
+  });
+
+  it("refuses an empty --gpus, and --gpus with --pin-gpus, as usage errors", async () => {
+    const job = await newJob("workers-gpus");
+    for (const gpus of [["--gpus", ""], ["--gpus", ","], ["--gpus", "0", "--pin-gpus"]]) {
+      const result = await runCli(["run", "--dir", job.dir, "--workers", "1", "--units", "a", ...gpus, "--", ...worker(job)]);
+      assert.equal(result.code, 2, `${gpus.join(" ")}: ${result.stderr}`);
+      assert.match(result.stderr, /^ckptguard: USAGE: --gpus/);
+      assert.equal(result.stderr.split("\n").filter(Boolean).length, 1, result.stderr);
+    }
+  });
 });

@@ -4,6 +4,7 @@ import { stopOrphanChild, type ChildExit } from "../child.js";
 import { RotatingLog } from "../log-file.js";
 import { FINISHED_STATES, type RunState } from "../progress.js";
 import { readProgress, removeStaleTempFiles, runFiles, touchHeartbeat, writePidFile, writeProgress, type RunFiles } from "../run-files.js";
+import { findCommand } from "../preflight.js";
 import { RunTracker } from "../run-tracker.js";
 import { StopSignals } from "../stop-signals.js";
 import { runPreflight, type RunIo, type RunResult } from "../supervisor.js";
@@ -29,8 +30,21 @@ const MAX_TICK_MS = 1_000;
 export async function superviseWorkers(options: WorkerRunOptions, io: Partial<RunIo> = {}): Promise<RunResult> {
   const full: RunIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, now: Date.now, signals: process, ...io };
   const resolved = await resolveWorkerOptions(options);
-  await runPreflight(options, full.env);
+  await preflightWorkers(options, full.env, resolved);
   return new WorkerPool(resolved, full).run();
+}
+
+/**
+ * The single run's preflight, with the program checked as each slot will start it: `{worker}`
+ * may be part of its path (`./convert_{worker}.sh`), so the literal template is not what runs.
+ */
+export async function preflightWorkers(options: WorkerRunOptions, env: NodeJS.ProcessEnv, resolved?: ResolvedWorkerOptions): Promise<Awaited<ReturnType<typeof runPreflight>>> {
+  const { workers, units, batch, run } = resolved ?? await resolveWorkerOptions(options);
+  const [template, ...rest] = run.command as [string, ...string[]];
+  const programs = Array.from({ length: workers }, (_, worker) => substituteWorker([template], worker, units.slice(0, batch))[0]!);
+  const result = await runPreflight({ ...options, command: [programs[0]!, ...rest] }, env);
+  for (const program of new Set(programs.slice(1))) await findCommand(program, env, run.cwd ?? process.cwd());
+  return result;
 }
 
 class WorkerPool {
@@ -60,8 +74,10 @@ class WorkerPool {
   }
 
   async run(): Promise<RunResult> {
-    await this.open();
     try {
+      // Inside the try: once open() has started the ticker and the signal handlers, a failure
+      // (a marker it cannot remove) must still stop them, or the process never exits.
+      await this.open();
       return await this.loop();
     } finally {
       await this.close();
