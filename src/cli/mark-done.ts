@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { CheckpointManifest } from "../manifest/markers.js";
 import type { CliContext, ExitCode } from "./context.js";
+import { requireExistingDir } from "./existing-dir.js";
 
 /**
  * `mark-done`: the completion-marker writer for workers that are not Python (a shell script,
@@ -16,6 +17,7 @@ export function registerMarkDone(program: Command, ctx: CliContext, setExit: (co
     .option("--verify", "verify checkpoint outputs (.pt .pth .ckpt .bin .safetensors) first; a rejected one writes no marker")
     .option("--worker <name>", "who did the work (default <hostname>:<pid>)")
     .action(async (dir: string, unit: string, outputs: string[], flags: { verify?: boolean; worker?: string }) => {
+      await requireExistingDir(dir);
       const manifest = new CheckpointManifest(dir);
       await manifest.markDone(unit, outputs, { ...(flags.verify ? { verify: true } : {}), ...(flags.worker !== undefined ? { worker: flags.worker } : {}) });
       ctx.stdout.write(`${manifest.markerPath(unit)}\n`);

@@ -3,6 +3,7 @@ import { CheckpointManifest, orderedProgressLine, unitProgressLine, type UnitChe
 import { readUnitList } from "../manifest/unit-list.js";
 import { CkptError } from "../errors.js";
 import type { CliContext, ExitCode } from "./context.js";
+import { requireExistingDir } from "./existing-dir.js";
 import { colorEnabled, palette } from "./style.js";
 
 interface UnitsFlags {
@@ -33,6 +34,7 @@ export function registerUnits(program: Command, ctx: CliContext, setExit: (code:
     .action(async (dir: string, flags: UnitsFlags) => {
       const units = await readUnitList({ ...(flags.units !== undefined ? { units: flags.units } : {}), ...(flags.unitsFile !== undefined ? { unitsFile: flags.unitsFile } : {}) });
       const check = parseCheck(flags.check);
+      await requireExistingDir(dir);
       const manifest = new CheckpointManifest(dir);
       const statuses: UnitStatus[] = [];
       for (const unit of units) statuses.push(await manifest.unitStatus(unit, check));

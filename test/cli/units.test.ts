@@ -3,7 +3,7 @@
  * real processes, real torch checkpoints from the shared fixtures.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -81,6 +81,19 @@ describe("ckptguard mark-done", () => {
     }
     const listing = await runCli(["units", dir, "--units", "u", "--json"]);
     assert.equal(JSON.parse(listing.stdout).done, 0);
+  });
+});
+
+describe("a run directory that does not exist", () => {
+  it("is one NOT_FOUND line from mark-done and units, never a new tree of markers or a list of pending units", async () => {
+    const missing = join(root, "no-such-run");
+    for (const args of [["mark-done", missing, "u"], ["units", missing, "--units", "u"]]) {
+      const result = await runCli(args);
+      assert.equal(result.code, 1, args.join(" "));
+      assert.equal(result.stdout, "");
+      assert.match(result.stderr, /^ckptguard: .*no-such-run: NOT_FOUND: run directory does not exist\n$/);
+    }
+    await assert.rejects(stat(missing), { code: "ENOENT" });
   });
 });
 
