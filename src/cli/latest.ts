@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { relative } from "node:path";
-import { CkptError } from "../errors.js";
+import { CkptError, isCkptError } from "../errors.js";
 import { selectCheckpoint } from "../catalog/latest.js";
 import { addCatalogFlags, catalogOptions, type CatalogFlags } from "./catalog-flags.js";
 import { entryJson, firstProblem } from "./catalog-render.js";
@@ -27,7 +27,11 @@ export function registerLatest(program: Command, ctx: CliContext, setExit: (code
       .option("--json", "print {path, chosen, skipped, reason} as JSON instead of the bare path (path is null when none qualifies)"),
   ).action(async (dir: string, flags: LatestFlags) => {
     const options = catalogOptions(flags);
-    const selection = await selectCheckpoint(dir, flags.best ? { ...options, best: options.best ?? {} } : options);
+    const selection = await selectCheckpoint(dir, flags.best ? { ...options, best: options.best ?? {} } : options).catch((error: unknown) => {
+      // A directory that cannot be read still answers --json with one document (path null), then the error.
+      if (flags.json && isCkptError(error)) ctx.stdout.write(`${JSON.stringify({ path: null, chosen: null, skipped: [], reason: error.message }, null, 2)}\n`);
+      throw error;
+    });
     if (!flags.quiet) {
       for (const skipped of selection.skipped) {
         ctx.stderr.write(`ckptguard: skipped ${relative(dir, skipped.path) || skipped.path}: ${skipped.inProgress ? "in progress" : skipped.verdict} (${firstProblem(skipped)})\n`);

@@ -80,6 +80,10 @@ describe("catalog commands", () => {
       assert.deepEqual([answer.path, answer.chosen], [null, null]);
       assert.match(answer.reason, /none of the 7 checkpoints/);
       assert.match(result.stderr, /NO_VALID_CHECKPOINT/);
+      const missing = await runCli(["latest", join(runs!.dir, "no-such-run"), "--json"]);
+      assert.equal(missing.code, 1);
+      assert.deepEqual(JSON.parse(missing.stdout).path, null, "a directory that does not exist answers with JSON too");
+      assert.match(missing.stderr, /NOT_FOUND/);
     });
 
     it("exits 2 naming the option for a bad --mode, --kind or --settle-ms", async () => {
