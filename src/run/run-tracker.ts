@@ -3,6 +3,7 @@ import { asCatalogEntry, findRecord, type Manifest, type ManifestCheckpoint } fr
 import type { ResolvedRunOptions } from "./options.js";
 import { checkpointRef, estimateEta, nextSaveExpected, type ProgressSample, type ProgressJson, type RunState, type RunWarning } from "./progress.js";
 import type { ProgressLine } from "./progress-feed.js";
+import type { RunResult } from "./supervisor.js";
 import { formatDuration } from "./units.js";
 
 /**
@@ -31,6 +32,21 @@ export class RunTracker {
       ...(options.totalEpochs !== undefined ? { epochs: options.totalEpochs } : {}),
       ...(options.totalSteps !== undefined ? { steps: options.totalSteps } : {}),
     };
+  }
+
+  /**
+   * Records how the run ended, says so (the outcome's code and sentence, or `completeLine`),
+   * and gives what `superviseRun` / `superviseWorkers` return: exit 0 only when completed.
+   */
+  finish(status: RunState, outcome: { code: string; message: string } | undefined, say: (line: string) => void, completeLine: string): RunResult {
+    this.status = status;
+    if (outcome) {
+      this.outcome = outcome;
+      say(`${outcome.code}: ${outcome.message}`);
+    } else {
+      say(completeLine);
+    }
+    return { exitCode: status === "completed" ? 0 : 1, status, restarts: this.restarts, stateDir: this.options.stateDir, ...(outcome ? { outcome } : {}) };
   }
 
   get knownTotals(): { epochs?: number; steps?: number } {

@@ -235,15 +235,9 @@ class Supervisor {
   }
 
   private finish(status: RunState, outcome?: { code: string; message: string }): RunResult {
-    this.tracker.status = status;
-    if (outcome) {
-      this.tracker.outcome = outcome;
-      this.say(`${outcome.code}: ${outcome.message}`);
-    } else {
-      this.say("run complete");
-    }
+    const result = this.tracker.finish(status, outcome, (line) => this.say(line), "run complete");
     this.notify("finish", outcome ? `${status}: ${outcome.code}: ${outcome.message}` : `${status} after ${this.tracker.restarts} restart(s)`, { status, outcome: outcome ?? null, restarts: this.tracker.restarts });
-    return { exitCode: status === "completed" ? 0 : 1, status, restarts: this.tracker.restarts, stateDir: this.options.stateDir, ...(outcome ? { outcome } : {}) };
+    return result;
   }
 
   private async close(): Promise<void> {

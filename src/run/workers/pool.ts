@@ -245,14 +245,8 @@ class WorkerPool {
   }
 
   private finish(status: RunState, outcome?: { code: string; message: string }): RunResult {
-    this.tracker.status = status;
-    if (outcome) {
-      this.tracker.outcome = outcome;
-      this.say(`${outcome.code}: ${outcome.message}`);
-    } else {
-      this.say(`run complete: ${this.options.units.length} unit${this.options.units.length === 1 ? "" : "s"} done`);
-    }
-    return { exitCode: status === "completed" ? 0 : 1, status, restarts: this.tracker.restarts, stateDir: this.options.run.stateDir, ...(outcome ? { outcome } : {}) };
+    const units = this.options.units.length;
+    return this.tracker.finish(status, outcome, (line) => this.say(line), `run complete: ${units} unit${units === 1 ? "" : "s"} done`);
   }
 
   private async close(): Promise<void> {
