@@ -12,13 +12,11 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { CkptError } from "../../errors.js";
 import type { ZipMember } from "../model.js";
-import { crcRanges, NEXT_CLAIM, STARTED_FLAGS, type CrcRange } from "./crc-ranges.js";
+import { CRC_THREAD_BUFFER_SIZE, crcRanges, NEXT_CLAIM, STARTED_FLAGS, type CrcRange, type RangeCrc } from "./crc-ranges.js";
 
 /** Below this many stored bytes, starting workers costs more than it saves. */
 export const PARALLEL_MIN_BYTES = 256 * 1024 * 1024;
 
-/** Bytes per read on this thread, as in each worker. */
-const BUFFER_SIZE = 4 * 1024 * 1024;
 /** This thread lets progress messages and worker events in after about this many bytes. */
 const YIELD_STEP = 64 * 1024 * 1024;
 
@@ -38,11 +36,8 @@ export type CrcWorkerMessage =
   | { kind: "progress"; bytes: number }
   | { kind: "done" };
 
-export interface MemberCrc {
-  crc: number;
-  /** Bytes actually read (less than the size when the file shrank). */
-  read: number;
-}
+/** A member's CRC and the bytes actually read (fewer than its size when the file shrank). */
+export type MemberCrc = RangeCrc;
 
 /** Threads for the CRC pass, this one included. */
 export function parallelWorkerCount(storedBytes: number): number {
@@ -80,7 +75,7 @@ export async function crcStoredMembersInParallel(
 
 /** This thread's share: claims until none are left, letting worker messages in now and then. */
 async function claimOnThisThread(job: Omit<CrcJob, "index">, onBytes: (bytes: number) => void, failures: Array<Promise<never>>): Promise<void> {
-  const buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  const buffer = Buffer.allocUnsafe(CRC_THREAD_BUFFER_SIZE);
   let fd: number;
   try {
     fd = openSync(job.path, "r");

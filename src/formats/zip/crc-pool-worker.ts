@@ -6,10 +6,9 @@
 import { closeSync, openSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import type { CrcPoolJob, CrcPoolReply } from "./crc-pool.js";
-import { crcRanges } from "./crc-ranges.js";
+import { CRC_THREAD_BUFFER_SIZE, crcRanges } from "./crc-ranges.js";
 
-const BUFFER_SIZE = 4 * 1024 * 1024;
-const buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+const buffer = Buffer.allocUnsafe(CRC_THREAD_BUFFER_SIZE);
 const port = parentPort!;
 
 port.on("message", (job: CrcPoolJob) => {

@@ -13,6 +13,9 @@ import { readSync } from "node:fs";
 export const NEXT_CLAIM = 0;
 export const STARTED_FLAGS = 1;
 
+/** Bytes per read on every CRC thread: one buffer each, so memory stays flat for a file of any size. */
+export const CRC_THREAD_BUFFER_SIZE = 4 * 1024 * 1024;
+
 export interface CrcRange {
   dataOffset: number;
   size: number;

@@ -7,9 +7,8 @@
 import { closeSync, openSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import type { CrcJob, CrcWorkerMessage } from "./crc-parallel.js";
-import { crcRanges, NEXT_CLAIM, STARTED_FLAGS } from "./crc-ranges.js";
+import { CRC_THREAD_BUFFER_SIZE, crcRanges, NEXT_CLAIM, STARTED_FLAGS } from "./crc-ranges.js";
 
-const BUFFER_SIZE = 4 * 1024 * 1024;
 /** Progress messages are sent at most once per this many bytes. */
 const PROGRESS_STEP = 64 * 1024 * 1024;
 
@@ -17,7 +16,7 @@ function run(job: CrcJob): void {
   const port = parentPort!;
   Atomics.store(job.control, STARTED_FLAGS + job.index, 1);
   const fd = openSync(job.path, "r");
-  const buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  const buffer = Buffer.allocUnsafe(CRC_THREAD_BUFFER_SIZE);
   let sinceProgress = 0;
   try {
     for (let i = Atomics.add(job.control, NEXT_CLAIM, 1); i < job.ranges.length; i = Atomics.add(job.control, NEXT_CLAIM, 1)) {

@@ -2,8 +2,8 @@
  * Reads one member whole (the pickle, the version record): small members a reader needs
  * as bytes. Bulk tensor data is never read this way; verify streams it instead.
  */
-import * as zlib from "node:zlib";
-import { crc32, type Crc32 } from "./crc32.js";
+import { inflateRawSync } from "node:zlib";
+import { smallCrc32 } from "./crc32.js";
 import { CkptError } from "../../errors.js";
 import type { FileSource } from "../file-source.js";
 import type { ZipMember } from "../model.js";
@@ -51,7 +51,7 @@ export async function readMember(source: FileSource, member: ZipMember, maxBytes
 function inflateBounded(raw: Buffer, member: ZipMember, where: { file: string; member: string; offset: number }): Buffer {
   try {
     // maxOutputLength makes zlib stop at the first byte past the recorded size.
-    return zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, member.uncompressedSize) });
+    return inflateRawSync(raw, { maxOutputLength: Math.max(1, member.uncompressedSize) });
   } catch (error) {
     if (error instanceof RangeError) {
       throw new CkptError("SIZE_MISMATCH", `member inflates past its recorded ${member.uncompressedSize} bytes (deflate bomb?)`, where, { cause: error });
@@ -59,17 +59,6 @@ function inflateBounded(raw: Buffer, member: ZipMember, where: { file: string; m
     const message = error instanceof Error ? error.message : String(error);
     throw new CkptError("DEFLATE_CORRUPT", `deflate stream is corrupt: ${message}`, where, { cause: error });
   }
-}
-
-/** node:zlib's crc32, added in Node 20.15 / 22.2; engines allows older Node 20 releases. */
-const zlibCrc32 = (zlib as { crc32?: Crc32 }).crc32;
-
-/**
- * CRC-32 of a member read whole: node:zlib's where Node has it, which costs no module load
- * (inspect then never loads @node-rs/crc32); at a few MB the speed difference does not show.
- */
-function smallCrc32(data: Uint8Array): number {
-  return zlibCrc32 !== undefined ? zlibCrc32(data, 0) : crc32(data);
 }
 
 function hex(value: number): string {
