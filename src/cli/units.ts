@@ -41,8 +41,10 @@ export function registerUnits(program: Command, ctx: CliContext, setExit: (code:
       // Ordered: a stage after the first broken one is redone whatever its own marker says.
       const firstBroken = flags.ordered ? statuses.findIndex((s) => !s.done) : -1;
       const redo = (i: number): boolean => !statuses[i]!.done || (firstBroken >= 0 && i > firstBroken);
+      // --repair acts on the statuses just read: every output is hashed and verified once.
+      const checked = new Map(statuses.map((s) => [s.unit, s]));
       const plan = flags.repair
-        ? flags.ordered ? await manifest.planOrderedResume(units, check) : await manifest.planResume(units, check)
+        ? flags.ordered ? await manifest.planOrderedResume(units, check, checked) : await manifest.planResume(units, check, checked)
         : undefined;
       const pending = units.filter((_, i) => redo(i));
       const resumeFrom = flags.ordered && firstBroken >= 0 ? units[firstBroken] : undefined;

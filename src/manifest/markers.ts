@@ -149,12 +149,14 @@ export class CheckpointManifest {
   /**
    * Which of `units` to do. A unit with a standing marker is done; one whose marker no longer
    * checks out has it removed (so no later reader trusts it) and is pending with the rest.
+   * `checked`: statuses the caller already has (with the same `check`), so no output is
+   * hashed and verified twice.
    */
-  async planResume(units: readonly string[], check: UnitCheck = "verify"): Promise<ResumePlan> {
+  async planResume(units: readonly string[], check: UnitCheck = "verify", checked?: ReadonlyMap<string, UnitStatus>): Promise<ResumePlan> {
     uniqueNames(units);
     const plan: ResumePlan = { done: [], pending: [], removed: [] };
     for (const unit of units) {
-      const status = await this.unitStatus(unit, check);
+      const status = checked?.get(unit) ?? await this.unitStatus(unit, check);
       if (status.done) {
         plan.done.push(unit);
         continue;
@@ -172,14 +174,15 @@ export class CheckpointManifest {
    * For stages that build on each other: everything up to the first stage that is not done
    * stands; that stage and every later one are redone, so their markers are removed even
    * when their own outputs look fine (they were made from what is now broken or missing).
+   * `checked` as for planResume.
    */
-  async planOrderedResume(stages: readonly string[], check: UnitCheck = "verify"): Promise<OrderedResumePlan> {
+  async planOrderedResume(stages: readonly string[], check: UnitCheck = "verify", checked?: ReadonlyMap<string, UnitStatus>): Promise<OrderedResumePlan> {
     uniqueNames(stages);
     const plan: OrderedResumePlan = { done: [], pending: [], removed: [], total: stages.length, line: "" };
     let broken = false;
     for (const stage of stages) {
       if (!broken) {
-        const status = await this.unitStatus(stage, check);
+        const status = checked?.get(stage) ?? await this.unitStatus(stage, check);
         if (status.done) {
           plan.done.push(stage);
           continue;
