@@ -10,7 +10,6 @@ import { after, before, describe, it } from "node:test";
 import { runCli } from "../helpers/torch.js";
 import { checkpointTemplates, FAST_RUN_FLAGS, fixture, readJsonIfPresent, scratchDir } from "../helpers/supervised.js";
 
-const FAST = FAST_RUN_FLAGS;
 
 let templates = "";
 const scratch: string[] = [];
@@ -49,7 +48,7 @@ describe("ckptguard run --force-resume", () => {
   it("resumes from the named checkpoint though newer valid ones exist, and after a crash from the run's own newest", async () => {
     const { dir, record } = await dirWithOldCheckpoints("force-resume", 4);
     const forced = join(dir, name(2));
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--force-resume", forced, "--", ...saver(record, "--die-after", "1")]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--force-resume", forced, "--", ...saver(record, "--die-after", "1")]);
     assert.equal(result.code, 0, result.stderr);
     // Launch 1 resumes from epoch 2 (not 4) and saves 3; each relaunch resumes from what the run saved last.
     assert.deepEqual(await resumesOfEachLaunch(record), [2, 3, 4, 5, 6].map((epoch) => join(dir, name(epoch))));
@@ -63,7 +62,7 @@ describe("ckptguard run --force-resume", () => {
   it("goes back to the named checkpoint when the run crashes before saving one of its own", async () => {
     const { dir, record } = await dirWithOldCheckpoints("force-resume-again", 4);
     const forced = join(dir, name(3));
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--max-restarts", "1", "--force-resume", forced, "--",
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--max-restarts", "1", "--force-resume", forced, "--",
       "node", fixture("exit-with.mjs"), "3"]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /RESTARTS_EXHAUSTED/);
@@ -74,7 +73,7 @@ describe("ckptguard run --force-resume", () => {
   it("refuses a named checkpoint that does not verify, and starts nothing (FORCED_RESUME_INVALID)", async () => {
     const { dir, record } = await dirWithOldCheckpoints("force-resume-torn", 3);
     await truncate(join(dir, name(2)), 2000);
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--force-resume", join(dir, name(2)), "--", ...saver(record)]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--force-resume", join(dir, name(2)), "--", ...saver(record)]);
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /FORCED_RESUME_INVALID: --force-resume .*ckpt_epoch_0002\.pt is corrupt \(TRUNCATED: /);
     assert.deepEqual(await resumesOfEachLaunch(record), [], "the command never started");
@@ -85,7 +84,7 @@ describe("ckptguard run --force-resume", () => {
 
   it("refuses a path that does not exist, even with --skip-validation", async () => {
     const { dir, record } = await dirWithOldCheckpoints("force-resume-missing", 1);
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--force-resume", join(dir, "nope.pt"), "--skip-validation", "--", ...saver(record)]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--force-resume", join(dir, "nope.pt"), "--skip-validation", "--", ...saver(record)]);
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /FORCED_RESUME_INVALID: --force-resume .*nope\.pt: no such file or directory/);
     assert.deepEqual(await resumesOfEachLaunch(record), []);
@@ -94,7 +93,7 @@ describe("ckptguard run --force-resume", () => {
   it("with --skip-validation resumes from it unverified, warning loudly in the log, progress.json and status", async () => {
     const { dir, record } = await dirWithOldCheckpoints("force-resume-skip", 5);
     await truncate(join(dir, name(5)), 2000);
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--force-resume", join(dir, name(5)), "--skip-validation", "--", ...saver(record)]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--force-resume", join(dir, name(5)), "--skip-validation", "--", ...saver(record)]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(await resumesOfEachLaunch(record), [join(dir, name(5))]);
     assert.match(result.stderr, /WARNING VALIDATION_SKIPPED: resuming from .*ckpt_epoch_0005\.pt WITHOUT verifying it/);

@@ -12,7 +12,6 @@ import { checkpointTemplates, FAST_RUN_FLAGS, fixture, killGroupQuietly, readJso
 import { isAlive } from "../../src/run/child.js";
 import { readRunStatus } from "../../src/run/status.js";
 
-const FAST = FAST_RUN_FLAGS;
 
 let templates = "";
 const scratch: string[] = [];
@@ -40,7 +39,7 @@ describe("ckptguard run: restarts", () => {
     const dir = await newDir("run-restart");
     const record = join(dir, "..", `${dir.split("/").pop()}.launches`);
     scratch.push(record);
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--final-check", "--", ...saver("--die-after", "2", "--record", record, "--resume", "{resume}")]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--final-check", "--", ...saver("--die-after", "2", "--record", record, "--resume", "{resume}")]);
     assert.equal(result.code, 0, result.stderr);
     const runs = await launches(record);
     assert.equal(runs.length, 4, "died after 2, 4 and 6; the 4th launch has nothing left and exits 0");
@@ -79,7 +78,7 @@ describe("ckptguard run: restarts", () => {
   it("waits longer before each relaunch and gives up after --max-restarts with RESTARTS_EXHAUSTED", async () => {
     const dir = await newDir("run-exhaust");
     const record = join(dir, "launches.jsonl");
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--backoff", "150ms", "--max-restarts", "2", "--", "node", fixture("exit-with.mjs"), "7", "0", record]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--backoff", "150ms", "--max-restarts", "2", "--", "node", fixture("exit-with.mjs"), "7", "0", record]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /RESTARTS_EXHAUSTED/);
     const at = (await launches(record)).map((r) => r.at as number);
@@ -94,7 +93,7 @@ describe("ckptguard run: restarts", () => {
 
   it("resumes from the one before when the newest checkpoint is truncated before a crash, and lists it in failed_checkpoints.txt", async () => {
     const dir = await newDir("run-truncated");
-    const run = startCli(["run", "--dir", dir, ...FAST, "--", ...saver("--stop-saving-after", "3", "--then", "hang", "--resume", "{resume}")]);
+    const run = startCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--", ...saver("--stop-saving-after", "3", "--then", "hang", "--resume", "{resume}")]);
     const manifestPath = stateOf(dir, "manifest.json");
     await waitFor("3 valid checkpoints", async () => (await readJsonIfPresent(manifestPath))?.latest_valid === join(dir, "ckpt_epoch_0003.pt"));
     const { child_pid: childPid } = await readJsonIfPresent(stateOf(dir, "progress.json"));
@@ -115,12 +114,12 @@ describe("ckptguard run: restarts", () => {
   it("continues a run when started again on its directory, and --fresh ignores what is there", async () => {
     const dir = await newDir("run-continue");
     const record = join(dir, "launches.jsonl");
-    const first = await runCli(["run", "--dir", dir, ...FAST, "--max-restarts", "0", "--", ...saver("--die-after", "3", "--record", record, "--resume", "{resume}")]);
+    const first = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--max-restarts", "0", "--", ...saver("--die-after", "3", "--record", record, "--resume", "{resume}")]);
     assert.equal(first.code, 1);
-    const second = await runCli(["run", "--dir", dir, ...FAST, "--", ...saver("--record", record, "--resume", "{resume}")]);
+    const second = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--", ...saver("--record", record, "--resume", "{resume}")]);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /Progress: 3\/\? epochs complete, resuming from: .*ckpt_epoch_0003\.pt/);
-    const third = await runCli(["run", "--dir", dir, ...FAST, "--fresh", "--", ...saver("--record", record, "--resume", "{resume}")]);
+    const third = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--fresh", "--", ...saver("--record", record, "--resume", "{resume}")]);
     assert.equal(third.code, 0, third.stderr);
     const runs = await launches(record);
     assert.deepEqual(runs.map((r) => r.resume_env), [null, join(dir, "ckpt_epoch_0003.pt"), null]);
@@ -130,11 +129,11 @@ describe("ckptguard run: restarts", () => {
 describe("ckptguard run: completion and retention", () => {
   it("--final-check fails a run whose command exits 0 short of --total-epochs, or without any checkpoint", async () => {
     const dir = await newDir("run-final");
-    const short = await runCli(["run", "--dir", dir, ...FAST, "--final-check", "--total-epochs", "10", "--", ...saver()]);
+    const short = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--final-check", "--total-epochs", "10", "--", ...saver()]);
     assert.equal(short.code, 1);
     assert.match(short.stderr, /FINAL_CHECK_FAILED: final checkpoint ckpt_epoch_0006\.pt is at epoch 6 of 10/);
     const empty = await newDir("run-final-empty");
-    const none = await runCli(["run", "--dir", empty, ...FAST, "--final-check", "--", "node", fixture("exit-with.mjs"), "0"]);
+    const none = await runCli(["run", "--dir", empty, ...FAST_RUN_FLAGS, "--final-check", "--", "node", fixture("exit-with.mjs"), "0"]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /FINAL_CHECK_FAILED: no checkpoint/);
     assert.equal((await readJsonIfPresent(stateOf(empty, "progress.json"))).outcome.code, "FINAL_CHECK_FAILED");
@@ -142,7 +141,7 @@ describe("ckptguard run: completion and retention", () => {
 
   it("--keep-last 2 --keep-best 1 deletes older checkpoints only after newer ones verify, keeping the newest and the best (with --hash, --deep)", async () => {
     const dir = await newDir("run-retention");
-    const result = await runCli(["run", "--dir", dir, ...FAST, "--keep-last", "2", "--keep-best", "1", "--metric", "val_loss", "--mode", "min", "--hash", "--deep", "--", ...saver()]);
+    const result = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--keep-last", "2", "--keep-best", "1", "--metric", "val_loss", "--mode", "min", "--hash", "--deep", "--", ...saver()]);
     assert.equal(result.code, 0, result.stderr);
     const left = (await readdir(dir)).filter((n) => n.endsWith(".pt")).sort();
     assert.deepEqual(left, ["ckpt_epoch_0004.pt", "ckpt_epoch_0005.pt", "ckpt_epoch_0006.pt"]);
@@ -157,7 +156,7 @@ describe("ckptguard run: completion and retention", () => {
 describe("ckptguard run: signals", () => {
   it("passes SIGTERM to the command's process group and stops without relaunching", async () => {
     const dir = await newDir("run-sigterm");
-    const run = startCli(["run", "--dir", dir, ...FAST, "--", "node", fixture("hang.mjs")]);
+    const run = startCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--", "node", fixture("hang.mjs")]);
     await waitFor("the command", () => run.output().includes("ready"));
     run.child.kill("SIGTERM");
     const result = await run.exited;
@@ -171,7 +170,7 @@ describe("ckptguard run: signals", () => {
 
   it("SIGKILLs a command that ignores SIGTERM once --kill-after has passed", async () => {
     const dir = await newDir("run-killafter");
-    const run = startCli(["run", "--dir", dir, ...FAST, "--kill-after", "300ms", "--", "node", fixture("ignore-term.mjs")]);
+    const run = startCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--kill-after", "300ms", "--", "node", fixture("ignore-term.mjs")]);
     await waitFor("the command", () => run.output().includes("ready"));
     const sent = Date.now();
     run.child.kill("SIGTERM");
@@ -183,7 +182,7 @@ describe("ckptguard run: signals", () => {
 
   it("a second SIGINT kills the command at once", async () => {
     const dir = await newDir("run-sigint");
-    const run = startCli(["run", "--dir", dir, ...FAST, "--kill-after", "60s", "--", "node", fixture("ignore-term.mjs")]);
+    const run = startCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--kill-after", "60s", "--", "node", fixture("ignore-term.mjs")]);
     await waitFor("the command", () => run.output().includes("ready"));
     run.child.kill("SIGINT");
     await waitFor("the command to get SIGINT", () => run.output().includes("got SIGINT, ignoring it"));
@@ -196,14 +195,14 @@ describe("ckptguard run: signals", () => {
 
   it("stops a command left running by a supervisor killed with -9 before launching again", async () => {
     const dir = await newDir("run-orphan");
-    const first = startCli(["run", "--dir", dir, ...FAST, "--", "node", fixture("hang.mjs")]);
+    const first = startCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--", "node", fixture("hang.mjs")]);
     await waitFor("the command", () => first.output().includes("ready"));
     const { child_pid: orphan } = await readJsonIfPresent(stateOf(dir, "progress.json"));
     process.kill(first.pid, "SIGKILL");
     await first.exited;
     try {
       assert.equal(isAlive(orphan), true, "the command outlives its supervisor");
-      const second = await runCli(["run", "--dir", dir, ...FAST, "--kill-after", "2s", "--", "node", fixture("exit-with.mjs"), "0"]);
+      const second = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--kill-after", "2s", "--", "node", fixture("exit-with.mjs"), "0"]);
       assert.equal(second.code, 0, second.stderr);
       assert.match(second.stderr, new RegExp(`stopped pid ${orphan}, left running by a supervisor that died`));
       assert.equal(isAlive(orphan), false);
@@ -216,7 +215,7 @@ describe("ckptguard run: signals", () => {
 describe("ckptguard run --max-gap, --detach and ckptguard status", () => {
   it("warns when the script stops saving; status exits 1 with SAVE_GAP, and says dead after the supervisor is killed", async () => {
     const dir = await newDir("run-gap");
-    const run = startCli(["run", "--dir", dir, ...FAST, "--max-gap", "1500ms", "--", ...saver("--stop-saving-after", "2", "--then", "hang")]);
+    const run = startCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--max-gap", "1500ms", "--", ...saver("--stop-saving-after", "2", "--then", "hang")]);
     const progressPath = stateOf(dir, "progress.json");
     // In-process (the CLI's own function): a CLI launch on a loaded machine may take longer than the gap.
     const healthy = await waitFor("a healthy status", async () => {
@@ -247,7 +246,7 @@ describe("ckptguard run --max-gap, --detach and ckptguard status", () => {
 
   it("--detach prints the pid and the log; status sees the run alive; a second run on the directory is refused", async () => {
     const dir = await newDir("run-detach");
-    const started = await runCli(["run", "--dir", dir, ...FAST, "--detach", "--", "node", fixture("hang.mjs")]);
+    const started = await runCli(["run", "--dir", dir, ...FAST_RUN_FLAGS, "--detach", "--", "node", fixture("hang.mjs")]);
     assert.equal(started.code, 0, started.stderr);
     const pid = Number(/pid (\d+)/.exec(started.stdout)?.[1]);
     assert.ok(pid > 0, started.stdout);
