@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { CkptError } from "../errors.js";
+import { parseUnitCheck, type UnitCheck } from "../manifest/markers.js";
 import type { RunOptions } from "../run/options.js";
 import { readProgress, runFiles } from "../run/run-files.js";
 import { runPreflight, superviseRun } from "../run/supervisor.js";
@@ -54,7 +55,7 @@ interface RunFlags {
   unitTimeout?: number;
   gpus?: string;
   pinGpus?: boolean;
-  unitCheck?: "size" | "hash" | "verify";
+  unitCheck?: UnitCheck;
 }
 
 /** The flags of the multi-worker mode, refused without `--workers`. */
@@ -113,7 +114,7 @@ export function registerRun(program: Command, ctx: CliContext, setExit: (code: E
     .option("--unit-timeout <duration>", "with --workers: kill a launch whose current unit runs longer than this", duration("--unit-timeout"))
     .option("--gpus <list>", "with --workers: CUDA_VISIBLE_DEVICES per worker, round-robin (0,1,2,3)")
     .option("--pin-gpus", "with --workers: worker i gets CUDA_VISIBLE_DEVICES=i")
-    .option("--unit-check <size|hash|verify>", "with --workers: how a unit's outputs are checked after its launch and at resume (default verify)", parseUnitCheck)
+    .option("--unit-check <size|hash|verify>", "with --workers: how a unit's outputs are checked after its launch and at resume (default verify)", (text) => parseUnitCheck(text, "--unit-check"))
     .action(async (command: string[], flags: RunFlags) => {
       if (flags.workers === undefined) {
         const stray = WORKER_FLAGS.find(([key]) => flags[key] !== undefined);
@@ -163,11 +164,6 @@ function toWorkerOptions(command: string[], flags: RunFlags): WorkerRunOptions {
 
 function preflightFor(options: RunOptions, env: NodeJS.ProcessEnv): ReturnType<typeof runPreflight> {
   return "workers" in options ? preflightWorkers(options as WorkerRunOptions, env) : runPreflight(options, env);
-}
-
-function parseUnitCheck(text: string): "size" | "hash" | "verify" {
-  if (text === "size" || text === "hash" || text === "verify") return text;
-  throw new CkptError("USAGE", `--unit-check: expected size, hash or verify, got ${JSON.stringify(text)} (string)`);
 }
 
 function parseMode(text: string): "min" | "max" {

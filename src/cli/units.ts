@@ -1,7 +1,6 @@
 import type { Command } from "commander";
-import { CheckpointManifest, orderedProgressLine, unitProgressLine, type UnitCheck, type UnitStatus } from "../manifest/markers.js";
+import { CheckpointManifest, orderedProgressLine, parseUnitCheck, unitProgressLine, type UnitStatus } from "../manifest/markers.js";
 import { readUnitList } from "../manifest/unit-list.js";
-import { CkptError } from "../errors.js";
 import type { CliContext, ExitCode } from "./context.js";
 import { requireExistingDir } from "./existing-dir.js";
 import { colorEnabled, palette } from "./style.js";
@@ -33,7 +32,7 @@ export function registerUnits(program: Command, ctx: CliContext, setExit: (code:
     .option("--json", "print {dir, total, done, pending, removed, resume_from, units: [...]} as JSON")
     .action(async (dir: string, flags: UnitsFlags) => {
       const units = await readUnitList({ ...(flags.units !== undefined ? { units: flags.units } : {}), ...(flags.unitsFile !== undefined ? { unitsFile: flags.unitsFile } : {}) });
-      const check = parseCheck(flags.check);
+      const check = parseUnitCheck(flags.check, "--check");
       await requireExistingDir(dir);
       const manifest = new CheckpointManifest(dir);
       const statuses: UnitStatus[] = [];
@@ -69,9 +68,4 @@ export function registerUnits(program: Command, ctx: CliContext, setExit: (code:
       }
       setExit(pending.length === 0 ? 0 : 1);
     });
-}
-
-function parseCheck(value: string): UnitCheck {
-  if (value === "size" || value === "hash" || value === "verify") return value;
-  throw new CkptError("USAGE", `--check: expected size, hash or verify, got ${JSON.stringify(value)}`);
 }

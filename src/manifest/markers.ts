@@ -25,6 +25,12 @@ export type { CompletionMarker, MarkerOutput } from "./marker-file.js";
  */
 export type UnitCheck = "size" | "hash" | "verify";
 
+/** A UnitCheck from a flag's text; `option` names the flag in the USAGE error. */
+export function parseUnitCheck(text: string, option: string): UnitCheck {
+  if (text === "size" || text === "hash" || text === "verify") return text;
+  throw new CkptError("USAGE", `${option}: expected size, hash or verify, got ${JSON.stringify(text)}`);
+}
+
 /** Outputs `verify` reads as checkpoints. `.distcp` shards are only whole as a directory, so they get the hash check alone. */
 const VERIFIED_EXTENSIONS: ReadonlySet<string> = new Set([".pt", ".pth", ".ckpt", ".bin", ".safetensors"]);
 
