@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import { shardedDirOf } from "../formats/sharded/stands-for.js";
 import { CkptError } from "../errors.js";
 import { detectLayout, type LayoutName } from "../formats/layout.js";
 import { readCheckpoint } from "../formats/open.js";
@@ -53,7 +53,8 @@ export interface InspectOptions {
  * checkpoint: every tensor across its shards, at its global shape for DCP.
  */
 export async function inspectCheckpoint(path: string, options: InspectOptions = {}): Promise<InspectResult> {
-  const shardedDir = await shardedDirOf(path);
+  const info = await stat(path).catch(() => undefined); // a missing path: readCheckpoint reports it
+  const shardedDir = info === undefined ? undefined : await shardedDirOf(path, info.isDirectory());
   if (shardedDir !== undefined && options.tensorHash === true) {
     // A DCP tensor is spread over chunks in several files; hashing it means assembling it first.
     throw new CkptError("USAGE", "--tensor-hash hashes the tensors of one file; it does not assemble a sharded checkpoint's chunks", { file: path });
@@ -99,18 +100,6 @@ export async function inspectCheckpoint(path: string, options: InspectOptions = 
     unsafe_globals: [...new Set(model.unsafeGlobals.map((u) => `${u.module}.${u.name}`))],
     layout: layoutJson(model),
   };
-}
-
-/** The directory a sharded checkpoint path stands for (the directory itself, its index or `.metadata`), else undefined. */
-async function shardedDirOf(path: string): Promise<string | undefined> {
-  const info = await stat(path).catch(() => undefined);
-  if (info === undefined) return undefined; // readCheckpoint reports it
-  const name = basename(path);
-  // Only a directory, an index or `.metadata` can stand for one; other files skip loading the sharded readers.
-  if (!info.isDirectory() && !name.endsWith(".index.json") && !name.endsWith(".metadata")) return undefined;
-  const { DCP_METADATA_FILE, detectShardedDir, HF_INDEX_NAME } = await import("../formats/sharded/index.js");
-  const dir = info.isDirectory() ? path : HF_INDEX_NAME.test(name) || name === DCP_METADATA_FILE ? dirname(path) : undefined;
-  return dir !== undefined && (await detectShardedDir(dir)) !== undefined ? dir : undefined;
 }
 
 /** The sharded checkpoint as one model, read as `verify` reads it but without the CRC pass; an unreadable index throws its problem. */

@@ -1,8 +1,9 @@
 import { open, readdir, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { CkptError } from "../errors.js";
 import { fsError } from "../formats/open.js";
-import { DCP_METADATA_FILE, detectShardedDir, HF_INDEX_NAME } from "../formats/sharded/index.js";
+import { detectShardedDir } from "../formats/sharded/index.js";
+import { shardedDirOf } from "../formats/sharded/stands-for.js";
 
 /** Extensions that name checkpoints in the wild (torch, Lightning, HF, DCP, safetensors). */
 export const CHECKPOINT_EXTENSIONS = [".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".distcp"] as const;
@@ -41,11 +42,8 @@ export async function collectCheckpointTargets(paths: readonly string[]): Promis
       throw fsError(error, path);
     }
     if (!info.isDirectory()) {
-      const name = basename(path);
-      // A .distcp shard holds many torch.save streams at offsets only .metadata knows: read as
-      // one file, just its first stream would be checked, so it too stands for its directory.
-      const standsForDir = (HF_INDEX_NAME.test(name) || name === DCP_METADATA_FILE || name.endsWith(".distcp")) && (await detectShardedDir(dirname(path))) !== undefined;
-      out.push(standsForDir ? { path: dirname(path), kind: "sharded-dir" } : { path, kind: "file" });
+      const dir = await shardedDirOf(path, false);
+      out.push(dir !== undefined ? { path: dir, kind: "sharded-dir" } : { path, kind: "file" });
       continue;
     }
     const found = await walk(path);

@@ -188,6 +188,15 @@ describe("ckptguard verify on sharded checkpoint directories", () => {
       assert.deepEqual(Object.keys(shown.entries).sort(), Object.keys(generated.summary.hf.bin_weight_map).sort());
     });
 
+    it("shows the whole DCP checkpoint for one of its .distcp shards, as verify reads it", async () => {
+      const shard = (await readdir(join(generated.dir, "dcp-train"))).find((name) => name.endsWith(".distcp"))!;
+      const result = await runCli(["inspect", join(generated.dir, "dcp-train", shard), "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      const shown = JSON.parse(result.stdout);
+      assert.equal(shown.format, "dcp");
+      assert.deepEqual(shown.entries.w, { dtype: "float32", shape: [8, 3] }, "every shard's chunks, not the first stream of one file");
+    });
+
     it("refuses --tensor-hash on a sharded directory with exit 2", async () => {
       const result = await runCli(["inspect", join(generated.dir, "dcp-train"), "--tensor-hash"]);
       assert.equal(result.code, 2);
