@@ -28,7 +28,9 @@ describe("ckptguard serve: JSON API and events over real runs", () => {
     events = readEvents(url("/api/events"));
 
     const restartedDir = join(root, "restarted");
-    const restarted = liveRun(restartedDir, 3);
+    // --sleep 1: epochs 2 and 3 take over 2 s, so the SIGKILL below always lands on a training
+    // process still running (without it, on a loaded machine the run could finish first).
+    const restarted = liveRun(restartedDir, 3, [], ["--sleep", "1"]);
     const crashedDir = join(root, "crashed");
     const crashed = liveRun(crashedDir, 30);
     let watching = true;
